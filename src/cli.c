@@ -1,0 +1,3 @@
+#include "config.h"
+#include "cli.h"
+struct ug_cli ug_cli;

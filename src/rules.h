@@ -1,0 +1,48 @@
+/* rules.h - .upgrid/rules: which files are published and in which class.
+ *
+ * One rule per line: "ACTION PATTERN", where ACTION is exclude, include,
+ * binary, config, data or preserve, and PATTERN is a gitignore-style glob:
+ *   - '*' matches within one path component, '?' one character, [a-z] and
+ *     [!a-z] a set; a '**' component matches any number of components
+ *     (a leading, trailing or middle "**" as in gitignore);
+ *   - a pattern without '/' (other than a trailing one) matches the basename
+ *     at any depth; with a '/' it is anchored at the tree root (a leading '/'
+ *     is optional);
+ *   - a trailing '/' matches only directories (and so everything below).
+ * '#' starts a comment line; blank lines are ignored. For each path the LAST
+ * matching rule of each kind wins (exclude/include decide publication, the
+ * class rules decide the class), as in gitignore. Built-in defaults come
+ * first and can be overridden: .upgrid/ is always excluded; editor and
+ * temp files (*.swp, *.swx, *~, .#*, *.tmp, #*#) are excluded; *.ini,
+ * *.conf, *.cfg, *.properties, *.env, .env are config; *.csv, *.tsv data. */
+#ifndef UG_RULES_H
+#define UG_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "types.h"
+#include "util.h"
+
+#define UG_RULES_PATH ".upgrid/rules"
+#define UG_RULES_FILE_MAX (1u << 20)
+
+struct ug_rules;
+
+/* Parse rules text (defaults are prepended). Errors name the line:
+ * "line 3: unknown rule 'exlude'". */
+int ug_rules_parse(const char *text, size_t len, struct ug_rules **ret,
+		   struct ug_error *err);
+/* Read .upgrid/rules under treefd (no symlinks followed); a missing file
+ * gives the defaults. */
+int ug_rules_load(int treefd, struct ug_rules **ret, struct ug_error *err);
+void ug_rules_free(struct ug_rules *r);
+
+bool ug_rules_excluded(const struct ug_rules *r, const char *path, bool is_dir);
+enum ug_class ug_rules_class(const struct ug_rules *r, const char *path);
+
+/* The glob matcher itself (pattern already stripped of leading '/' and
+ * trailing '/'): true if path matches. */
+bool ug_glob_match(const char *pattern, const char *path);
+
+#endif

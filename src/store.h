@@ -1,0 +1,108 @@
+/* store.h - the repo: a content-addressed store of objects and deltas,
+ * signed manifests and one ref per channel.
+ *
+ * Layout (documented in upgrid(1), FILES):
+ *   config                      repo settings (INI, see upgrid.conf(5))
+ *   lock                        flock()ed by writers (publish)
+ *   objects/ab/cdef...          one file per content: 32-byte header
+ *                               ("UGOB", format, size, XXH3-128) + zstd frame
+ *   deltas/ab/cdef...           delta payloads, named by BLAKE2b of the bytes
+ *   manifests/CHANNEL/N.json    the signed document
+ *   manifests/CHANNEL/N.json.sig   its detached Ed25519 signature
+ *   manifests/CHANNEL/N.from-M.zst manifest delta (zstd prefix of M's json)
+ *   refs/CHANNEL                latest version number of the channel
+ *   tmp/                        temporary files, same filesystem
+ * Every file becomes visible only by rename after fsync. */
+#ifndef UG_STORE_H
+#define UG_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "hash.h"
+#include "util.h"
+
+#define UG_OBJ_HEADER_LEN 32
+#define UG_OBJ_MAGIC "UGOB"
+
+struct ug_store_config {
+	unsigned keep_deltas;   /* K: deltas from the last K versions (3) */
+	int level;              /* zstd level for objects and deltas (19) */
+	uint64_t window;        /* prefix-mode window, bytes (128 MiB) */
+	unsigned threads;       /* worker threads, 0 = all CPUs */
+	unsigned expire_days;   /* manifest lifetime in days (365) */
+};
+
+struct ug_store {
+	int dirfd;
+	char *path;
+	int lockfd;
+	struct ug_store_config cfg;
+};
+
+enum ug_store_kind { UG_STORE_OBJECTS, UG_STORE_DELTAS };
+
+void ug_store_config_default(struct ug_store_config *c);
+
+/* Create a new repo at path (the directory may exist but must be empty). */
+int ug_store_create(const char *path, struct ug_error *err);
+int ug_store_open(const char *path, struct ug_store **ret, struct ug_error *err);
+void ug_store_free(struct ug_store *s);
+
+/* Exclusive writer lock. -EWOULDBLOCK if another writer holds it and
+ * wait is false. Released by ug_store_free. */
+int ug_store_lock(struct ug_store *s, bool wait);
+
+/* Objects. put streams fd (from offset 0) through BLAKE2b, XXH3 and zstd
+ * into a temp file and renames it into place; an existing object is kept. */
+int ug_store_object_put_fd(struct ug_store *s, int fd, struct ug_hash *ret_hash,
+			   struct ug_xxh *ret_xxh, uint64_t *ret_size);
+int ug_store_object_put_buf(struct ug_store *s, const void *p, size_t n,
+			    struct ug_hash *ret_hash);
+bool ug_store_object_exists(struct ug_store *s, const struct ug_hash *h);
+/* Stored size (header + compressed frame) of an object. */
+int ug_store_object_stat(struct ug_store *s, const struct ug_hash *h,
+			 uint64_t *ret_stored, uint64_t *ret_size);
+/* Decompress into out_fd (written from its offset), verifying size and
+ * BLAKE2b: -EBADMSG if the object is corrupt. */
+int ug_store_object_extract(struct ug_store *s, const struct ug_hash *h, int out_fd);
+/* Extract into an anonymous temporary file, returned positioned at 0. */
+int ug_store_object_tmp(struct ug_store *s, const struct ug_hash *h, int *ret_fd);
+int ug_store_object_verify(struct ug_store *s, const struct ug_hash *h,
+			   struct ug_error *err);
+
+/* Deltas, content-addressed by BLAKE2b of their bytes. */
+int ug_store_delta_put_fd(struct ug_store *s, int fd, struct ug_hash *ret_id,
+			  uint64_t *ret_size);
+int ug_store_delta_open(struct ug_store *s, const struct ug_hash *id, int *ret_fd);
+int ug_store_delta_verify(struct ug_store *s, const struct ug_hash *id,
+			  struct ug_error *err);
+
+/* List every object or delta present (for verify). */
+int ug_store_list(struct ug_store *s, enum ug_store_kind kind,
+		  struct ug_hash **ret, size_t *ret_n);
+
+/* Manifests and their signatures. */
+int ug_store_manifest_put(struct ug_store *s, const char *channel,
+			  uint64_t version, const void *json, size_t json_len,
+			  const void *sig, size_t sig_len);
+int ug_store_manifest_get(struct ug_store *s, const char *channel,
+			  uint64_t version, char **ret_json, size_t *ret_len,
+			  char **ret_sig, size_t *ret_sig_len);
+int ug_store_mdelta_put(struct ug_store *s, const char *channel, uint64_t from,
+			uint64_t to, const void *data, size_t len);
+int ug_store_mdelta_get(struct ug_store *s, const char *channel, uint64_t from,
+			uint64_t to, uint8_t **ret, size_t *ret_len);
+/* Versions with a manifest in channel, ascending. */
+int ug_store_versions(struct ug_store *s, const char *channel,
+		      uint64_t **ret, size_t *ret_n);
+/* Channels that have a ref, sorted. Free with ug_strv_free. */
+int ug_store_channels(struct ug_store *s, char ***ret, size_t *ret_n);
+void ug_strv_free(char **v, size_t n);
+
+/* Refs: -ENOENT when the channel has none yet. */
+int ug_store_ref_read(struct ug_store *s, const char *channel, uint64_t *ret_version);
+int ug_store_ref_write(struct ug_store *s, const char *channel, uint64_t version);
+
+#endif

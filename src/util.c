@@ -1,0 +1,433 @@
+/* util.c - errors, number parsing, path checks and atomic file I/O. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "util.h"
+
+int ug_error_set(struct ug_error *err, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int ug_parse_u64(const char *s, uint64_t max, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	if (!s || !*s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		if (__builtin_mul_overflow(v, 10, &v) ||
+		    __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
+			return -ERANGE;
+	}
+	if (v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+int ug_parse_size(const char *s, uint64_t max, uint64_t *ret)
+{
+	char num[32];
+	size_t n = s ? strlen(s) : 0;
+	unsigned shift = 0;
+	uint64_t v;
+	int r;
+
+	if (n == 0 || n >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, n + 1);
+	switch (num[n - 1]) {
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	default: break;
+	}
+	if (shift)
+		num[n - 1] = '\0';
+	r = ug_parse_u64(num, UINT64_MAX >> shift, &v);
+	if (r < 0)
+		return r;
+	v <<= shift;
+	if (v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+int ug_path_check(const char *path, struct ug_error *err)
+{
+	size_t len, comp = 0;
+	const char *c;
+
+	if (!path || !*path)
+		return ug_error_set(err, -EINVAL, "path is empty");
+	len = strnlen(path, UG_PATH_MAX + 1);
+	if (len > UG_PATH_MAX)
+		return ug_error_set(err, -EINVAL, "path is longer than %u bytes", UG_PATH_MAX);
+	if (path[0] == '/')
+		return ug_error_set(err, -EINVAL, "path '%s' is absolute", path);
+	c = path;
+	for (size_t i = 0; i <= len; i++) {
+		unsigned char ch = (unsigned char)path[i];
+		if (ch == '/' || ch == '\0') {
+			if (comp == 0)
+				return ug_error_set(err, -EINVAL, "path '%s' has an empty component", path);
+			if (comp == 1 && c[0] == '.')
+				return ug_error_set(err, -EINVAL, "path '%s' contains '.'", path);
+			if (comp == 2 && c[0] == '.' && c[1] == '.')
+				return ug_error_set(err, -EINVAL, "path '%s' contains '..'", path);
+			if (comp > UG_NAME_MAX)
+				return ug_error_set(err, -EINVAL, "path '%s' has a component longer than %u bytes",
+						    path, UG_NAME_MAX);
+			comp = 0;
+			c = path + i + 1;
+			continue;
+		}
+		if (ch < 0x20 || ch == 0x7f)
+			return ug_error_set(err, -EINVAL, "path contains a control character (byte %zu)", i);
+		comp++;
+	}
+	return 0;
+}
+
+int ug_channel_check(const char *channel, struct ug_error *err)
+{
+	size_t n = channel ? strnlen(channel, UG_CHANNEL_MAX + 1) : 0;
+
+	if (n == 0 || n > UG_CHANNEL_MAX)
+		return ug_error_set(err, -EINVAL, "channel name must be 1 to %u characters", UG_CHANNEL_MAX);
+	if (channel[0] == '.' || channel[0] == '-')
+		return ug_error_set(err, -EINVAL, "channel name '%s' must not start with '.' or '-'", channel);
+	for (size_t i = 0; i < n; i++) {
+		char ch = channel[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return ug_error_set(err, -EINVAL,
+					    "channel name '%s' may only hold letters, digits, '.', '_' and '-'",
+					    channel);
+	}
+	return 0;
+}
+
+int ug_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+ssize_t ug_read_full(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(fd, p + got, len - got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+int ug_read_exact(int fd, void *buf, size_t len)
+{
+	ssize_t r = ug_read_full(fd, buf, len);
+
+	if (r < 0)
+		return (int)r;
+	return (size_t)r == len ? 0 : -EBADMSG;
+}
+
+int ug_file_read(int dirfd, const char *path, size_t max, char **ret_data, size_t *ret_len)
+{
+	struct stat st;
+	char *data = NULL;
+	size_t len = 0, alloc;
+	int fd, r;
+
+	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		r = -E2BIG;
+		goto out;
+	}
+	alloc = (size_t)st.st_size + 1;
+	data = malloc(alloc);
+	if (!data) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n;
+		if (len + 1 == alloc) {
+			/* the file grew since fstat: allow up to max */
+			size_t na;
+			char *nd;
+			if (len >= max) {
+				r = -E2BIG;
+				goto out;
+			}
+			na = alloc * 2 > max + 1 ? max + 1 : alloc * 2;
+			nd = realloc(data, na);
+			if (!nd) {
+				r = -ENOMEM;
+				goto out;
+			}
+			data = nd;
+			alloc = na;
+		}
+		n = read(fd, data + len, alloc - 1 - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	data[len] = '\0';
+	*ret_data = data;
+	*ret_len = len;
+	data = NULL;
+	r = 0;
+out:
+	free(data);
+	close(fd);
+	return r;
+}
+
+int ug_fsync_dir(int dirfd)
+{
+	if (fsync(dirfd) < 0 && errno != EINVAL)
+		return -errno;
+	return 0;
+}
+
+int ug_tmpfile_open(int dirfd, const char *prefix, char *name, size_t name_size)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		uint32_t rnd = randombytes_random();
+		int fd;
+
+		snprintf(name, name_size, ".%s.%ld.%08x.tmp", prefix, (long)getpid(), rnd);
+		fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+int ug_file_commit(int fd, int tmpdirfd, const char *tmpname, int dirfd,
+		   const char *path, mode_t mode)
+{
+	int r = 0;
+
+	if (fchmod(fd, mode) < 0 || fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(tmpdirfd, tmpname, dirfd, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(tmpdirfd, tmpname, 0);
+		return r;
+	}
+	return ug_fsync_dir(dirfd);
+}
+
+/* The temp file must live in the target's directory for rename to be
+ * atomic, so split path into its directory and base name. */
+int ug_file_write_atomic(int dirfd, const char *path, const void *data,
+			 size_t len, mode_t mode)
+{
+	char tmp[128], dir[UG_PATH_MAX + 1];
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	int pdir = dirfd, fd, r;
+
+	if (slash) {
+		size_t dl = (size_t)(slash - path);
+		if (dl > UG_PATH_MAX)
+			return -ENAMETOOLONG;
+		memcpy(dir, path, dl);
+		dir[dl] = '\0';
+		pdir = openat(dirfd, dl ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (pdir < 0)
+			return -errno;
+	}
+	fd = ug_tmpfile_open(pdir, "ug", tmp, sizeof(tmp));
+	if (fd < 0) {
+		r = fd;
+		goto out;
+	}
+	r = ug_write_all(fd, data, len);
+	if (r < 0) {
+		close(fd);
+		unlinkat(pdir, tmp, 0);
+		goto out;
+	}
+	r = ug_file_commit(fd, pdir, tmp, pdir, base, mode);
+out:
+	if (pdir != dirfd)
+		close(pdir);
+	return r;
+}
+
+int ug_mkdir_p(int dirfd, const char *path, mode_t mode)
+{
+	char buf[UG_PATH_MAX + 1];
+	size_t n = strnlen(path, UG_PATH_MAX + 1);
+	struct stat st;
+
+	if (n > UG_PATH_MAX)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdirat(dirfd, buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		if (fstatat(dirfd, buf, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		if (!S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+		if (i < n)
+			buf[i] = '/';
+	}
+	return 0;
+}
+
+int ug_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
+{
+	char buf[UG_PATH_MAX + 1];
+	size_t n = strnlen(path, UG_PATH_MAX + 1);
+	char *comp, *slash;
+	int cur = dirfd, fd;
+
+	if (n > UG_PATH_MAX)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	comp = buf;
+	while ((slash = strchr(comp, '/')) != NULL) {
+		*slash = '\0';
+		fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			int e = errno == ENOTDIR ? ELOOP : errno;
+			if (cur != dirfd)
+				close(cur);
+			return -e;
+		}
+		if (cur != dirfd)
+			close(cur);
+		cur = fd;
+		comp = slash + 1;
+	}
+	fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		fd = -errno;
+	if (cur != dirfd)
+		close(cur);
+	return fd;
+}
+
+unsigned ug_ncpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1u : (unsigned)n;
+}
+
+int64_t ug_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+void ug_time_format(int64_t t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm)) {
+		snprintf(out, 32, "@%" PRId64, t);
+		return;
+	}
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int ug_time_parse(const char *s, int64_t *ret)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end)
+		return -EINVAL;
+	*ret = (int64_t)timegm(&tm);
+	return 0;
+}
+
+void ug_bytes_format(uint64_t n, char out[32])
+{
+	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	unsigned u = 0;
+
+	while (v >= 1024.0 && u < 4) {
+		v /= 1024.0;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, 32, "%" PRIu64 " B", n);
+	else
+		snprintf(out, 32, "%.1f %s", v, units[u]);
+}
