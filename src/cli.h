@@ -35,6 +35,25 @@ void ug_cli_verbose(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ug_cli_exit_code(int rc);
 /* Open the repo named by -R/$UPGRID_REPO, printing an actionable error. */
 int ug_cli_open_repo(struct ug_store **ret);
+#define UG_DEFAULT_REPO LOCALSTATEDIR "/lib/upgrid/repo"
+#define UG_DEFAULT_KEY SYSCONFDIR "/upgrid/master.key"
+#define UG_DEFAULT_CHANNEL "stable"
+
+struct ug_manifest;
+struct ug_pubkey;
+
+const char *ug_cli_repo_path(void);
+/* The repo's trusted key: --pubkey FILE if given, else REPO/master.pub. */
+int ug_cli_repo_pubkey(struct ug_store *s, const char *override, struct ug_pubkey *ret);
+/* Read, verify and parse a manifest, printing an actionable error. */
+int ug_cli_load_manifest(struct ug_store *s, const struct ug_pubkey *pk, const char *channel,
+			 uint64_t version, struct ug_manifest **ret_m, char **ret_json,
+			 size_t *ret_len);
+bool ug_cli_is_help(const char *arg);
+/* Print "upgrid CMD: message / Try 'upgrid CMD --help'." and return 2. */
+int ug_cli_usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* Resolve "latest", "N" or "@" in channel to a version number. */
 int ug_cli_resolve_version(struct ug_store *s, const char *channel,
 			   const char *spec, uint64_t *ret);

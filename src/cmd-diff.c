@@ -1,3 +1,194 @@
+/* cmd-diff.c - upgrid diff: what changed between two versions. */
 #include "config.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
-int cmd_diff(int argc, char **argv) { (void)argc; (void)argv; return 1; }
+#include "manifest.h"
+#include "sign.h"
+
+static const char usage_text[] =
+	"usage: upgrid diff [-c CHANNEL] [--pubkey FILE] [--json] V1 V2\n"
+	"\n"
+	"Show the files added, removed, modified, renamed (same content under a\n"
+	"new path) and with changed mode or class between versions V1 and V2\n"
+	"(numbers, or 'latest').\n"
+	"\n"
+	"  -c, --channel CHANNEL  channel (default: " UG_DEFAULT_CHANNEL ")\n"
+	"      --pubkey FILE      trusted public key (default: REPO/master.pub)\n"
+	"      --json             print a JSON object\n"
+	"  -h, --help             show this help\n";
+
+struct change {
+	const char *kind; /* added, removed, modified, renamed, mode, class */
+	const struct ug_mfile *a, *b;
+};
+
+static const struct ug_mfile *find_by_hash(const struct ug_manifest *m, const struct ug_hash *h,
+					   const struct ug_manifest *other)
+{
+	for (size_t i = 0; i < m->nfiles; i++)
+		if (ug_hash_eq(&m->files[i].hash, h) && !ug_manifest_find(other, m->files[i].path))
+			return &m->files[i];
+	return NULL;
+}
+
+static int collect(const struct ug_manifest *a, const struct ug_manifest *b,
+		   struct change **ret, size_t *ret_n)
+{
+	size_t cap = a->nfiles + b->nfiles + 1, n = 0;
+	struct change *v = calloc(cap, sizeof(*v));
+	bool *claimed = calloc(b->nfiles + 1, sizeof(*claimed));
+
+	if (!v || !claimed) {
+		free(v);
+		free(claimed);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < a->nfiles; i++) {
+		const struct ug_mfile *fa = &a->files[i], *fb = ug_manifest_find(b, fa->path);
+		if (fb) {
+			if (!ug_hash_eq(&fa->hash, &fb->hash))
+				v[n++] = (struct change){ "modified", fa, fb };
+			else if (fa->mode != fb->mode)
+				v[n++] = (struct change){ "mode", fa, fb };
+			else if (fa->cls != fb->cls)
+				v[n++] = (struct change){ "class", fa, fb };
+			continue;
+		}
+		fb = find_by_hash(b, &fa->hash, a);
+		if (fb && !claimed[fb - b->files]) {
+			claimed[fb - b->files] = true;
+			v[n++] = (struct change){ "renamed", fa, fb };
+		} else {
+			v[n++] = (struct change){ "removed", fa, NULL };
+		}
+	}
+	for (size_t i = 0; i < b->nfiles; i++)
+		if (!ug_manifest_find(a, b->files[i].path) && !claimed[i])
+			v[n++] = (struct change){ "added", NULL, &b->files[i] };
+	free(claimed);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int cmd_diff(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "channel", required_argument, NULL, 'c' },
+		{ "pubkey", required_argument, NULL, 'P' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *channel = UG_DEFAULT_CHANNEL, *pubfile = NULL;
+	struct ug_store *s = NULL;
+	struct ug_manifest *a = NULL, *b = NULL;
+	struct ug_pubkey pk;
+	struct change *ch = NULL;
+	size_t n = 0;
+	uint64_t va, vb;
+	bool json = false;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			channel = optarg;
+			break;
+		case 'P':
+			pubfile = optarg;
+			break;
+		case 'J':
+			json = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return UG_EXIT_OK;
+		default:
+			return ug_cli_usage_error("diff", "unknown option");
+		}
+	}
+	if (argc - optind != 2)
+		return ug_cli_usage_error("diff", "expected two versions");
+	if (ug_channel_check(channel, NULL) < 0)
+		return ug_cli_usage_error("diff", "bad channel name '%s'", channel);
+	r = ug_cli_open_repo(&s);
+	if (r == 0)
+		r = ug_cli_resolve_version(s, channel, argv[optind], &va);
+	if (r == 0)
+		r = ug_cli_resolve_version(s, channel, argv[optind + 1], &vb);
+	if (r == 0)
+		r = ug_cli_repo_pubkey(s, pubfile, &pk);
+	if (r == 0)
+		r = ug_cli_load_manifest(s, &pk, channel, va, &a, NULL, NULL);
+	if (r == 0)
+		r = ug_cli_load_manifest(s, &pk, channel, vb, &b, NULL, NULL);
+	if (r == 0)
+		r = collect(a, b, &ch, &n);
+	if (r == 0 && json) {
+		json_t *o = json_object(), *arr = json_array();
+		char *text;
+		json_object_set_new(o, "channel", json_string(channel));
+		json_object_set_new(o, "from", json_integer((json_int_t)va));
+		json_object_set_new(o, "to", json_integer((json_int_t)vb));
+		for (size_t i = 0; i < n; i++) {
+			json_t *e = json_object();
+			json_object_set_new(e, "change", json_string(ch[i].kind));
+			if (ch[i].a)
+				json_object_set_new(e, "old_path", json_string(ch[i].a->path));
+			if (ch[i].b)
+				json_object_set_new(e, "path", json_string(ch[i].b->path));
+			if (ch[i].a && ch[i].b && ch[i].a->mode != ch[i].b->mode) {
+				char m1[8], m2[8];
+				snprintf(m1, sizeof(m1), "%04o", (unsigned)ch[i].a->mode);
+				snprintf(m2, sizeof(m2), "%04o", (unsigned)ch[i].b->mode);
+				json_object_set_new(e, "old_mode", json_string(m1));
+				json_object_set_new(e, "mode", json_string(m2));
+			}
+			if (ch[i].a && ch[i].b && ch[i].a->cls != ch[i].b->cls) {
+				json_object_set_new(e, "old_class", json_string(ug_class_name(ch[i].a->cls)));
+				json_object_set_new(e, "class", json_string(ug_class_name(ch[i].b->cls)));
+			}
+			json_array_append_new(arr, e);
+		}
+		json_object_set_new(o, "changes", arr);
+		text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		if (text)
+			puts(text);
+		free(text);
+		json_decref(o);
+	} else if (r == 0) {
+		for (size_t i = 0; i < n; i++) {
+			const struct change *x = &ch[i];
+			if (strcmp(x->kind, "added") == 0)
+				printf("added     %s\n", x->b->path);
+			else if (strcmp(x->kind, "removed") == 0)
+				printf("removed   %s\n", x->a->path);
+			else if (strcmp(x->kind, "renamed") == 0)
+				printf("renamed   %s -> %s\n", x->a->path, x->b->path);
+			else if (strcmp(x->kind, "modified") == 0)
+				printf("modified  %s (%" PRIu64 " -> %" PRIu64 " bytes)\n", x->b->path,
+				       x->a->size, x->b->size);
+			else if (strcmp(x->kind, "mode") == 0)
+				printf("mode      %s (%04o -> %04o)\n", x->b->path, (unsigned)x->a->mode,
+				       (unsigned)x->b->mode);
+			else
+				printf("class     %s (%s -> %s)\n", x->b->path, ug_class_name(x->a->cls),
+				       ug_class_name(x->b->cls));
+		}
+		if (n == 0)
+			ug_cli_info("versions %" PRIu64 " and %" PRIu64 " hold the same files", va, vb);
+	}
+	free(ch);
+	ug_manifest_free(a);
+	ug_manifest_free(b);
+	ug_store_free(s);
+	return ug_cli_exit_code(r);
+}

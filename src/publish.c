@@ -1,2 +1,1048 @@
+/* publish.c - scan a tree, store it, diff it against the parent version,
+ * precompute deltas from the last K versions, sign and move the ref. */
 #include "config.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "delta.h"
+#include "manifest.h"
 #include "publish.h"
+#include "rules.h"
+#include "scan.h"
+
+/* ---------------------------------------------------------------- logging */
+
+static void plog(const struct ug_publish_opts *o, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void plog(const struct ug_publish_opts *o, int level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!o->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o->log(o->log_ctx, level, msg);
+}
+
+static void scan_warn(void *ctx, const char *msg)
+{
+	plog(ctx, UG_LOG_WARN, "%s", msg);
+}
+
+/* ---------------------------------------------------------------- thread pool */
+
+/* Jobs are independent; workers take the next index from an atomic counter.
+ * Jobs are sorted largest-first by the caller so the long ones start early. */
+struct pool {
+	size_t njobs;
+	atomic_size_t next;
+	void *jobs;
+	size_t job_size;
+	void (*run)(void *ctx, void *job);
+	void *ctx;
+};
+
+static void *pool_worker(void *arg)
+{
+	struct pool *p = arg;
+
+	for (;;) {
+		size_t i = atomic_fetch_add(&p->next, 1);
+		if (i >= p->njobs)
+			break;
+		p->run(p->ctx, (uint8_t *)p->jobs + i * p->job_size);
+	}
+	return NULL;
+}
+
+static void pool_run(unsigned threads, void *jobs, size_t njobs, size_t job_size,
+		     void (*run)(void *, void *), void *ctx)
+{
+	struct pool p = { .njobs = njobs, .jobs = jobs, .job_size = job_size, .run = run, .ctx = ctx };
+	pthread_t tid[64];
+	unsigned started = 0;
+
+	atomic_init(&p.next, 0);
+	if (threads > 64)
+		threads = 64;
+	if (threads > njobs)
+		threads = (unsigned)njobs;
+	for (unsigned i = 1; i < threads; i++) {
+		if (pthread_create(&tid[started], NULL, pool_worker, &p) != 0)
+			break; /* fewer threads is slower, not wrong */
+		started++;
+	}
+	pool_worker(&p);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+}
+
+/* ---------------------------------------------------------------- phase 1: store */
+
+struct store_job {
+	const struct ug_scan_entry *e;
+	struct ug_hash hash;
+	struct ug_xxh xxh;
+	uint64_t size;
+	uint64_t stored;
+	int rc;
+	char errpath[64];
+};
+
+struct store_ctx {
+	struct ug_store *s;
+	int treefd;
+};
+
+static void store_job_run(void *vctx, void *vjob)
+{
+	struct store_ctx *c = vctx;
+	struct store_job *j = vjob;
+	int fd, r;
+
+	fd = ug_open_beneath(c->treefd, j->e->path, O_RDONLY, 0);
+	if (fd < 0) {
+		j->rc = fd;
+		return;
+	}
+	r = ug_hash_fd(fd, &j->hash, &j->xxh, &j->size);
+	if (r == 0 && !ug_store_object_exists(c->s, &j->hash)) {
+		/* the stored hash is authoritative if the file changed meanwhile */
+		r = ug_store_object_put_fd(c->s, fd, &j->hash, &j->xxh, &j->size);
+	}
+	close(fd);
+	if (r == 0)
+		r = ug_store_object_stat(c->s, &j->hash, &j->stored, NULL);
+	j->rc = r;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static int load_manifest(struct ug_store *s, const char *channel, uint64_t version,
+			 const struct ug_pubkey *pk, struct ug_manifest **ret_m,
+			 char **ret_json, size_t *ret_len, struct ug_error *err)
+{
+	char *json = NULL, *sig = NULL;
+	size_t jl, sl;
+	struct ug_error e = { "" };
+	int r;
+
+	r = ug_store_manifest_get(s, channel, version, &json, &jl, &sig, &sl);
+	if (r < 0)
+		return ug_error_set(err, r, "cannot read manifest %s/%" PRIu64 ": %s", channel,
+				    version, r == -EKEYREJECTED ? "signature file missing" : strerror(-r));
+	r = ug_sign_verify(pk, UG_SIGN_CONTEXT_MANIFEST, json, jl, sig, sl, &e);
+	free(sig);
+	if (r < 0) {
+		free(json);
+		return ug_error_set(err, r, "manifest %s/%" PRIu64 ": %s", channel, version, e.msg);
+	}
+	r = ug_manifest_parse(json, jl, ret_m, &e);
+	if (r < 0) {
+		free(json);
+		return ug_error_set(err, r, "manifest %s/%" PRIu64 ": %s", channel, version, e.msg);
+	}
+	if (ret_json) {
+		*ret_json = json;
+		*ret_len = jl;
+	} else {
+		free(json);
+	}
+	return 0;
+}
+
+/* Does manifest m hold content h under any path? m->files is sorted by
+ * path, so build a sorted hash index once per manifest. */
+struct hash_index {
+	struct ug_hash *h;
+	size_t n;
+};
+
+static int hash_cmp_q(const void *a, const void *b)
+{
+	return ug_hash_cmp(a, b);
+}
+
+static int hash_index_build(const struct ug_manifest *m, struct hash_index *ix)
+{
+	ix->n = 0;
+	ix->h = malloc((m->nfiles ? m->nfiles : 1) * sizeof(*ix->h));
+	if (!ix->h)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->nfiles; i++)
+		ix->h[ix->n++] = m->files[i].hash;
+	qsort(ix->h, ix->n, sizeof(*ix->h), hash_cmp_q);
+	return 0;
+}
+
+static bool hash_index_has(const struct hash_index *ix, const struct ug_hash *h)
+{
+	return bsearch(h, ix->h, ix->n, sizeof(*ix->h), hash_cmp_q) != NULL;
+}
+
+static const char *path_base(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s ? s + 1 : p;
+}
+
+static const char *path_ext(const char *p)
+{
+	const char *b = path_base(p), *d = strrchr(b, '.');
+	return d && d != b ? d : "";
+}
+
+/* "For a new file, the most similar old file by name": same basename
+ * elsewhere beats same directory and extension; a longer common name
+ * prefix breaks ties (app-1.2.3.js ~ app-1.2.4.js), then the closer size. */
+static const struct ug_mfile *similar_file(const struct ug_manifest *old, const struct ug_mfile *f)
+{
+	const char *fb = path_base(f->path), *fe = path_ext(f->path);
+	size_t fdir = (size_t)(fb - f->path);
+	const struct ug_mfile *best = NULL;
+	long best_score = 0;
+	uint64_t best_dist = UINT64_MAX;
+
+	for (size_t i = 0; i < old->nfiles; i++) {
+		const struct ug_mfile *o = &old->files[i];
+		const char *ob = path_base(o->path);
+		size_t odir = (size_t)(ob - o->path), cp = 0;
+		long score = 0;
+		uint64_t dist;
+
+		if (strcmp(ob, fb) == 0)
+			score += 1000;
+		else if (strcmp(path_ext(o->path), fe) != 0 || !*fe)
+			continue;
+		else
+			score += 10;
+		if (odir == fdir && memcmp(o->path, f->path, fdir) == 0)
+			score += 100;
+		while (ob[cp] && ob[cp] == fb[cp] && cp < 50)
+			cp++;
+		score += (long)cp;
+		dist = o->size > f->size ? o->size - f->size : f->size - o->size;
+		if (score > best_score || (score == best_score && dist < best_dist)) {
+			best = o;
+			best_score = score;
+			best_dist = dist;
+		}
+	}
+	/* a bare extension match with no common name is not "similar" */
+	return best_score > 10 ? best : NULL;
+}
+
+/* ---------------------------------------------------------------- phase 2: deltas */
+
+enum djob_kind { DJOB_FILE, DJOB_BUNDLE };
+
+struct djob {
+	enum djob_kind kind;
+	uint64_t cost;               /* for largest-first scheduling */
+	/* DJOB_FILE */
+	struct ug_hash base, target;
+	uint64_t base_size, target_size;
+	/* DJOB_BUNDLE */
+	size_t pair;                 /* index into the pairs being computed */
+	/* results */
+	int rc;
+	bool made;
+	enum ug_codec codec;
+	struct ug_hash id;
+	uint64_t size, memory;
+};
+
+struct bundle_plan {
+	uint64_t from;
+	struct ug_hash *bases;
+	uint64_t *base_sizes;
+	size_t nbases;
+	struct ug_hash *targets;
+	uint64_t *target_sizes;
+	size_t ntargets;
+};
+
+struct delta_ctx {
+	struct ug_store *s;
+	struct ug_delta_params params;
+	struct bundle_plan *plans;
+};
+
+static int tmp_anon(struct ug_store *s)
+{
+	int fd = openat(s->dirfd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Concatenate objects into one anonymous temp file. */
+static int concat_objects(struct ug_store *s, const struct ug_hash *h, size_t n, int *ret_fd)
+{
+	int fd = tmp_anon(s), r = 0;
+
+	if (fd < 0)
+		return fd;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = ug_store_object_extract(s, &h[i], fd);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static void djob_file(struct delta_ctx *c, struct djob *j)
+{
+	int bfd = -1, tfd = -1, ofd = -1, r;
+	uint64_t size = 0, mem = 0;
+	bool fits = j->base_size + j->target_size <= c->params.window;
+
+	r = ug_store_object_tmp(c->s, &j->base, &bfd);
+	if (r == 0)
+		r = ug_store_object_tmp(c->s, &j->target, &tfd);
+	if (r == 0) {
+		ofd = tmp_anon(c->s);
+		if (ofd < 0)
+			r = ofd;
+	}
+	if (r == 0) {
+		if (fits) {
+			j->codec = UG_CODEC_ZSTD_PREFIX;
+			r = ug_delta_zstd_create(bfd, tfd, ofd, &c->params, &size, &mem);
+		} else {
+			/* prefix mode needs base + target in memory: too big */
+			j->codec = UG_CODEC_RSYNC_ZSTD;
+			r = ug_delta_rsync_create(bfd, tfd, ofd, &c->params, &size);
+			mem = 4u << 20; /* fixed buffers only */
+		}
+	}
+	if (r == 0) {
+		uint64_t stored = 0;
+		r = ug_store_object_stat(c->s, &j->target, &stored, NULL);
+		/* keep a delta only when it is smaller than what it replaces */
+		if (r == 0 && size < stored) {
+			r = ug_store_delta_put_fd(c->s, ofd, &j->id, NULL);
+			j->made = r == 0;
+			j->size = size;
+			j->memory = mem;
+		}
+	}
+	if (bfd >= 0)
+		close(bfd);
+	if (tfd >= 0)
+		close(tfd);
+	if (ofd >= 0)
+		close(ofd);
+	j->rc = r;
+}
+
+static void djob_bundle(struct delta_ctx *c, struct djob *j)
+{
+	const struct bundle_plan *p = &c->plans[j->pair];
+	int bfd = -1, tfd = -1, ofd = -1, r;
+	uint64_t size = 0, mem = 0;
+
+	r = concat_objects(c->s, p->bases, p->nbases, &bfd);
+	if (r == 0)
+		r = concat_objects(c->s, p->targets, p->ntargets, &tfd);
+	if (r == 0) {
+		ofd = tmp_anon(c->s);
+		if (ofd < 0)
+			r = ofd;
+	}
+	if (r == 0)
+		r = ug_delta_bundle_create(&bfd, 1, &tfd, 1, ofd, &c->params, &size, &mem);
+	if (r == 0) {
+		r = ug_store_delta_put_fd(c->s, ofd, &j->id, NULL);
+		j->made = r == 0;
+		j->size = size;
+		j->memory = mem;
+		j->codec = UG_CODEC_ZSTD_BUNDLE;
+	}
+	if (r == -EFBIG)
+		r = 0; /* over the window: no bundle for this pair */
+	if (bfd >= 0)
+		close(bfd);
+	if (tfd >= 0)
+		close(tfd);
+	if (ofd >= 0)
+		close(ofd);
+	j->rc = r;
+}
+
+static void djob_run(void *vctx, void *vjob)
+{
+	struct djob *j = vjob;
+
+	if (j->kind == DJOB_FILE)
+		djob_file(vctx, j);
+	else
+		djob_bundle(vctx, j);
+}
+
+static int djob_cmp_cost(const void *a, const void *b)
+{
+	const struct djob *x = a, *y = b;
+	return x->cost < y->cost ? 1 : x->cost > y->cost ? -1 : 0;
+}
+
+static void bundle_plan_release(struct bundle_plan *p)
+{
+	free(p->bases);
+	free(p->base_sizes);
+	free(p->targets);
+	free(p->target_sizes);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ---------------------------------------------------------------- publish */
+
+struct pub {
+	struct ug_store *s;
+	const struct ug_publish_opts *o;
+	struct ug_publish_result res;
+	struct ug_pubkey pub;
+	struct ug_manifest *m;            /* the new manifest */
+	struct ug_manifest *parent;       /* NULL for the first version */
+	struct ug_manifest *olds[16];     /* last K versions, newest first */
+	char *old_json[16];
+	size_t old_json_len[16];
+	size_t nolds;
+	struct hash_index old_ix[16];
+	struct djob *jobs;
+	size_t njobs, jobs_alloc;
+	struct bundle_plan plans[16];
+};
+
+static int add_job(struct pub *p, struct djob **ret)
+{
+	if (p->njobs == p->jobs_alloc) {
+		size_t na = p->jobs_alloc ? p->jobs_alloc * 2 : 256;
+		struct djob *nj = reallocarray(p->jobs, na, sizeof(*nj));
+		if (!nj)
+			return -ENOMEM;
+		p->jobs = nj;
+		p->jobs_alloc = na;
+	}
+	*ret = &p->jobs[p->njobs++];
+	memset(*ret, 0, sizeof(**ret));
+	return 0;
+}
+
+static unsigned pool_threads(struct ug_store *s)
+{
+	return s->cfg.threads ? s->cfg.threads : ug_ncpus();
+}
+
+static int trust_key(struct pub *p, struct ug_error *err)
+{
+	char text[256], *have = NULL;
+	size_t len;
+	struct ug_pubkey repo_pk;
+	int r;
+
+	ug_pubkey_format(&p->pub, text, sizeof(text));
+	r = ug_file_read(p->s->dirfd, "master.pub", 4096, &have, &len);
+	if (r == -ENOENT) {
+		size_t n = strlen(text);
+		text[n] = '\n';
+		return ug_file_write_atomic(p->s->dirfd, "master.pub", text, n + 1, 0644);
+	}
+	if (r < 0)
+		return ug_error_set(err, r, "cannot read '%s/master.pub': %s", p->s->path, strerror(-r));
+	r = ug_pubkey_parse(have, len, &repo_pk, NULL);
+	free(have);
+	if (r < 0)
+		return ug_error_set(err, -EBADMSG, "'%s/master.pub' is not a valid upgrid public key",
+				    p->s->path);
+	if (memcmp(repo_pk.pk, p->pub.pk, sizeof(repo_pk.pk)) != 0) {
+		char a[UG_KEYID_HEX_LEN + 1], b[UG_KEYID_HEX_LEN + 1];
+		ug_key_id(&repo_pk, a);
+		ug_key_id(&p->pub, b);
+		return ug_error_set(err, -EKEYREJECTED,
+				    "repo '%s' is signed by key %s but this key is %s; publish with the key whose public half is in '%s/master.pub'",
+				    p->s->path, a, b, p->s->path);
+	}
+	return 0;
+}
+
+static int scan_and_store(struct pub *p, int treefd, struct ug_error *err)
+{
+	struct ug_rules *rules = NULL;
+	struct ug_scan scan = { 0 };
+	struct store_job *jobs = NULL;
+	struct store_ctx sc = { .s = p->s, .treefd = treefd };
+	struct ug_error e = { "" };
+	size_t nfiles = 0;
+	int r;
+
+	r = ug_rules_load(treefd, &rules, &e);
+	if (r < 0)
+		return ug_error_set(err, r, "'%s/%s': %s", p->o->tree, UG_RULES_PATH, e.msg);
+	r = ug_scan_tree(treefd, rules, &scan, scan_warn, (void *)p->o, &e);
+	if (r < 0) {
+		ug_error_set(err, r, "cannot scan '%s': %s", p->o->tree, e.msg);
+		goto out;
+	}
+	jobs = calloc(scan.n ? scan.n : 1, sizeof(*jobs));
+	if (!jobs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < scan.n; i++)
+		if (scan.entries[i].type == UG_SCAN_FILE)
+			jobs[nfiles++].e = &scan.entries[i];
+	plog(p->o, UG_LOG_INFO, "storing %zu files from '%s'", nfiles, p->o->tree);
+	pool_run(pool_threads(p->s), jobs, nfiles, sizeof(*jobs), store_job_run, &sc);
+
+	for (size_t i = 0, fi = 0; i < scan.n; i++) {
+		const struct ug_scan_entry *se = &scan.entries[i];
+
+		if (se->type == UG_SCAN_DIR) {
+			struct ug_mdir *d = ug_manifest_add_dir(p->m);
+			if (!d || !(d->path = strdup(se->path))) {
+				r = -ENOMEM;
+				goto out;
+			}
+			d->mode = se->mode;
+			continue;
+		}
+		struct store_job *j = &jobs[fi++];
+		struct ug_mfile *f;
+
+		if (j->rc < 0) {
+			r = ug_error_set(err, j->rc, "cannot store '%s/%s': %s", p->o->tree, se->path,
+					 strerror(-j->rc));
+			goto out;
+		}
+		f = ug_manifest_add_file(p->m);
+		if (!f || !(f->path = strdup(se->path))) {
+			r = -ENOMEM;
+			goto out;
+		}
+		f->mode = se->mode;
+		f->size = j->size;
+		f->hash = j->hash;
+		f->xxh = j->xxh;
+		f->stored = j->stored;
+		f->cls = ug_rules_class(rules, se->path);
+		f->action = f->cls == UG_CLASS_PRESERVE ? UG_ACTION_PRESERVE : UG_ACTION_REPLACE;
+		p->res.tree_bytes += j->size;
+		p->res.full_bytes += j->stored;
+	}
+	p->res.nfiles = p->m->nfiles;
+	r = 0;
+out:
+	free(jobs);
+	ug_scan_release(&scan);
+	ug_rules_free(rules);
+	return r;
+}
+
+static bool same_tree(const struct ug_manifest *a, const struct ug_manifest *b)
+{
+	if (a->nfiles != b->nfiles || a->ndirs != b->ndirs)
+		return false;
+	for (size_t i = 0; i < a->nfiles; i++) {
+		const struct ug_mfile *x = &a->files[i], *y = &b->files[i];
+		if (strcmp(x->path, y->path) || x->mode != y->mode || !ug_hash_eq(&x->hash, &y->hash) ||
+		    x->cls != y->cls)
+			return false;
+	}
+	for (size_t i = 0; i < a->ndirs; i++)
+		if (strcmp(a->dirs[i].path, b->dirs[i].path) || a->dirs[i].mode != b->dirs[i].mode)
+			return false;
+	return true;
+}
+
+/* Adds, removals, renames (same content under a new path) and mode
+ * changes relative to the parent. */
+static int diff_parent(struct pub *p)
+{
+	const struct ug_manifest *old = p->parent;
+	struct ug_manifest *m = p->m;
+
+	if (!old) {
+		p->res.added = m->nfiles;
+		return 0;
+	}
+	for (size_t i = 0; i < m->nfiles; i++) {
+		const struct ug_mfile *o = ug_manifest_find(old, m->files[i].path);
+		if (!o)
+			p->res.added++;
+		else if (!ug_hash_eq(&o->hash, &m->files[i].hash))
+			p->res.modified++;
+		else if (o->mode != m->files[i].mode)
+			p->res.mode_changed++;
+	}
+	for (size_t i = 0; i < old->nfiles; i++) {
+		const struct ug_mfile *o = &old->files[i];
+		const struct ug_mfile *moved = NULL;
+
+		if (ug_manifest_find(m, o->path))
+			continue;
+		/* a new path with the same content is a rename */
+		for (size_t k = 0; k < m->nfiles; k++) {
+			if (ug_hash_eq(&m->files[k].hash, &o->hash) && !ug_manifest_find(old, m->files[k].path)) {
+				moved = &m->files[k];
+				break;
+			}
+		}
+		if (moved) {
+			struct ug_mrename *rn = ug_manifest_add_renamed(m);
+			if (!rn || !(rn->from = strdup(o->path)) || !(rn->to = strdup(moved->path)))
+				return -ENOMEM;
+			rn->hash = o->hash;
+			p->res.renamed++;
+			p->res.added--;
+		} else {
+			struct ug_mremoved *rm = ug_manifest_add_removed(m);
+			if (!rm || !(rm->path = strdup(o->path)))
+				return -ENOMEM;
+			rm->hash = o->hash;
+			p->res.removed++;
+		}
+	}
+	return 0;
+}
+
+/* Which file-level deltas to compute: for each old version, each new
+ * content it lacks gets a delta from its base (same path, else a similar
+ * name). Identical (base, target) pairs are computed once. */
+static int plan_file_deltas(struct pub *p)
+{
+	struct ug_manifest *m = p->m;
+	int r;
+
+	for (size_t v = 0; v < p->nolds; v++) {
+		const struct ug_manifest *old = p->olds[v];
+		struct bundle_plan *bp = &p->plans[v];
+		struct hash_index newix;
+		size_t cap = m->nfiles + old->nfiles + 1;
+
+		bp->from = old->version;
+		bp->targets = calloc(cap, sizeof(*bp->targets));
+		bp->target_sizes = calloc(cap, sizeof(*bp->target_sizes));
+		bp->bases = calloc(cap, sizeof(*bp->bases));
+		bp->base_sizes = calloc(cap, sizeof(*bp->base_sizes));
+		if (!bp->targets || !bp->target_sizes || !bp->bases || !bp->base_sizes)
+			return -ENOMEM;
+		r = hash_index_build(m, &newix);
+		if (r < 0)
+			return r;
+
+		for (size_t i = 0; i < m->nfiles; i++) {
+			const struct ug_mfile *f = &m->files[i];
+			const struct ug_mfile *base;
+			bool dup = false;
+
+			if (f->cls == UG_CLASS_PRESERVE || hash_index_has(&p->old_ix[v], &f->hash))
+				continue; /* terminal on `old` already holds this content */
+			for (size_t t = 0; t < bp->ntargets; t++)
+				if (ug_hash_eq(&bp->targets[t], &f->hash))
+					dup = true;
+			if (dup)
+				continue;
+			bp->targets[bp->ntargets] = f->hash;
+			bp->target_sizes[bp->ntargets++] = f->size;
+
+			base = ug_manifest_find(old, f->path);
+			if (!base)
+				base = similar_file(old, f);
+			if (!base)
+				continue;
+			bp->bases[bp->nbases] = base->hash;
+			bp->base_sizes[bp->nbases++] = base->size;
+
+			/* same (base, target) already planned for another version? */
+			dup = false;
+			for (size_t k = 0; k < p->njobs; k++) {
+				struct djob *o = &p->jobs[k];
+				if (o->kind == DJOB_FILE && ug_hash_eq(&o->base, &base->hash) &&
+				    ug_hash_eq(&o->target, &f->hash))
+					dup = true;
+			}
+			if (!dup) {
+				struct djob *j;
+				r = add_job(p, &j);
+				if (r < 0) {
+					free(newix.h);
+					return r;
+				}
+				j->kind = DJOB_FILE;
+				j->base = base->hash;
+				j->target = f->hash;
+				j->base_size = base->size;
+				j->target_size = f->size;
+				j->cost = base->size + f->size;
+			}
+		}
+		/* removed content is a good prefix too: code moves out of it */
+		for (size_t i = 0; i < old->nfiles; i++) {
+			const struct ug_mfile *o = &old->files[i];
+			bool dup = false;
+
+			if (hash_index_has(&newix, &o->hash))
+				continue;
+			for (size_t b = 0; b < bp->nbases; b++)
+				if (ug_hash_eq(&bp->bases[b], &o->hash))
+					dup = true;
+			if (dup)
+				continue;
+			bp->bases[bp->nbases] = o->hash;
+			bp->base_sizes[bp->nbases++] = o->size;
+		}
+		free(newix.h);
+		/* dedupe bases (two targets may share one) and fit the window:
+		 * targets must fit whole, bases are dropped from the end */
+		{
+			uint64_t total = 0;
+			size_t nb = 0;
+			for (size_t t = 0; t < bp->ntargets; t++)
+				total += bp->target_sizes[t];
+			for (size_t b = 0; b < bp->nbases; b++) {
+				bool dup = false;
+				for (size_t k = 0; k < nb; k++)
+					if (ug_hash_eq(&bp->bases[k], &bp->bases[b]))
+						dup = true;
+				if (dup || total + bp->base_sizes[b] > p->s->cfg.window)
+					continue;
+				total += bp->base_sizes[b];
+				bp->bases[nb] = bp->bases[b];
+				bp->base_sizes[nb++] = bp->base_sizes[b];
+			}
+			bp->nbases = nb;
+			if (bp->ntargets > 0 && total <= p->s->cfg.window) {
+				struct djob *j;
+				r = add_job(p, &j);
+				if (r < 0)
+					return r;
+				j->kind = DJOB_BUNDLE;
+				j->pair = v;
+				j->cost = total * 2; /* one stream over everything: start it first */
+			}
+		}
+	}
+	return 0;
+}
+
+/* Put the computed deltas into the manifest and total up, per old version,
+ * what a terminal on it would pull. */
+static int attach_deltas(struct pub *p)
+{
+	struct ug_manifest *m = p->m;
+
+	for (size_t i = 0; i < m->nfiles; i++) {
+		struct ug_mfile *f = &m->files[i];
+
+		for (size_t k = 0; k < p->njobs; k++) {
+			const struct djob *j = &p->jobs[k];
+			struct ug_mdelta *d;
+
+			if (j->kind != DJOB_FILE || !j->made || !ug_hash_eq(&j->target, &f->hash))
+				continue;
+			if (f->ndeltas >= UG_DELTAS_PER_FILE_MAX)
+				break;
+			d = ug_mfile_add_delta(f);
+			if (!d)
+				return -ENOMEM;
+			d->from = j->base;
+			d->codec = j->codec;
+			d->id = j->id;
+			d->size = j->size;
+			d->memory = j->memory;
+		}
+		if (f->ndeltas > 0 && f->action == UG_ACTION_REPLACE)
+			f->action = UG_ACTION_PATCH;
+	}
+	for (size_t v = 0; v < p->nolds; v++) {
+		struct bundle_plan *bp = &p->plans[v];
+		struct ug_publish_pair *pair = &p->res.pairs[v];
+		uint64_t per_file = 0;
+
+		pair->from = bp->from;
+		for (size_t t = 0; t < bp->ntargets; t++) {
+			/* cheapest of: full object, any delta from a base `from` holds */
+			const struct ug_mfile *f = NULL;
+			uint64_t best;
+			for (size_t i = 0; i < m->nfiles && !f; i++)
+				if (ug_hash_eq(&m->files[i].hash, &bp->targets[t]))
+					f = &m->files[i];
+			best = f->stored;
+			for (size_t d = 0; d < f->ndeltas; d++)
+				if (hash_index_has(&p->old_ix[v], &f->deltas[d].from) && f->deltas[d].size < best)
+					best = f->deltas[d].size;
+			per_file += best;
+		}
+		pair->per_file_bytes = per_file;
+		for (size_t k = 0; k < p->njobs; k++) {
+			const struct djob *j = &p->jobs[k];
+			struct ug_mbundle *b;
+
+			if (j->kind != DJOB_BUNDLE || j->pair != v || !j->made)
+				continue;
+			if (j->size >= per_file)
+				break; /* not smaller than what it replaces */
+			b = ug_manifest_add_bundle(m);
+			if (!b)
+				return -ENOMEM;
+			b->from = bp->from;
+			b->id = j->id;
+			b->size = j->size;
+			b->memory = j->memory;
+			b->bases = malloc((bp->nbases ? bp->nbases : 1) * sizeof(*b->bases));
+			b->targets = malloc(bp->ntargets * sizeof(*b->targets));
+			b->target_sizes = malloc(bp->ntargets * sizeof(*b->target_sizes));
+			if (!b->bases || !b->targets || !b->target_sizes)
+				return -ENOMEM;
+			memcpy(b->bases, bp->bases, bp->nbases * sizeof(*b->bases));
+			memcpy(b->targets, bp->targets, bp->ntargets * sizeof(*b->targets));
+			memcpy(b->target_sizes, bp->target_sizes, bp->ntargets * sizeof(*b->target_sizes));
+			b->nbases = bp->nbases;
+			b->ntargets = bp->ntargets;
+			pair->bundle_bytes = j->size;
+		}
+	}
+	p->res.npairs = p->nolds;
+	return 0;
+}
+
+static int compute_deltas(struct pub *p, struct ug_error *err)
+{
+	struct delta_ctx c = { .s = p->s, .plans = p->plans };
+	int r;
+
+	r = plan_file_deltas(p);
+	if (r < 0)
+		return ug_error_set(err, r, "cannot plan deltas: %s", strerror(-r));
+	if (p->njobs == 0)
+		return 0;
+	ug_delta_params_default(&c.params);
+	c.params.level = p->s->cfg.level;
+	c.params.window = p->s->cfg.window;
+	qsort(p->jobs, p->njobs, sizeof(*p->jobs), djob_cmp_cost);
+	plog(p->o, UG_LOG_INFO, "computing %zu deltas from %zu earlier version%s", p->njobs,
+	     p->nolds, p->nolds == 1 ? "" : "s");
+	pool_run(pool_threads(p->s), p->jobs, p->njobs, sizeof(*p->jobs), djob_run, &c);
+	for (size_t k = 0; k < p->njobs; k++) {
+		if (p->jobs[k].rc < 0) {
+			char hex[UG_HASH_HEX_LEN + 1];
+			ug_hash_hex(&p->jobs[k].target, hex);
+			return ug_error_set(err, p->jobs[k].rc, "cannot compute a %s delta%s%.16s: %s",
+					    p->jobs[k].kind == DJOB_FILE ? "file" : "bundle",
+					    p->jobs[k].kind == DJOB_FILE ? " to " : "",
+					    p->jobs[k].kind == DJOB_FILE ? hex : "",
+					    strerror(-p->jobs[k].rc));
+		}
+	}
+	r = attach_deltas(p);
+	if (r < 0)
+		return ug_error_set(err, r, "cannot record deltas: %s", strerror(-r));
+	return 0;
+}
+
+static int load_history(struct pub *p, uint64_t latest, struct ug_error *err)
+{
+	uint64_t *versions = NULL;
+	size_t n = 0;
+	unsigned k = p->s->cfg.keep_deltas;
+	int r;
+
+	r = ug_store_versions(p->s, p->o->channel, &versions, &n);
+	if (r < 0)
+		return ug_error_set(err, r, "cannot list versions: %s", strerror(-r));
+	if (k > 16)
+		k = 16;
+	/* the parent always, even with keep-deltas = 0: it is what we diff against */
+	for (size_t i = n; i-- > 0 && p->nolds < (k ? k : 1);) {
+		if (versions[i] > latest)
+			continue;
+		r = load_manifest(p->s, p->o->channel, versions[i], &p->pub, &p->olds[p->nolds],
+				  &p->old_json[p->nolds], &p->old_json_len[p->nolds], err);
+		if (r < 0)
+			break;
+		r = hash_index_build(p->olds[p->nolds], &p->old_ix[p->nolds]);
+		if (r < 0) {
+			ug_manifest_free(p->olds[p->nolds]);
+			free(p->old_json[p->nolds]);
+			break;
+		}
+		p->nolds++;
+	}
+	free(versions);
+	if (r < 0)
+		return r;
+	if (p->nolds == 0 || p->olds[0]->version != latest)
+		return ug_error_set(err, -EBADMSG, "manifest %s/%" PRIu64 " named by the ref is missing",
+				    p->o->channel, latest);
+	p->parent = p->olds[0];
+	if (k == 0)
+		p->nolds = 0; /* diff against the parent but compute no deltas */
+	return 0;
+}
+
+static int write_manifest(struct pub *p, struct ug_error *err)
+{
+	struct ug_error e = { "" };
+	char *json = NULL, *sig = NULL;
+	size_t jl, sl;
+	uint8_t *z = NULL;
+	size_t zl;
+	int r;
+
+	r = ug_manifest_write(p->m, &json, &jl, &e);
+	if (r < 0)
+		return ug_error_set(err, r, "cannot write manifest: %s", e.msg);
+	r = ug_zstd_compress_buf(json, jl, p->s->cfg.level, NULL, 0, &z, &zl);
+	if (r < 0)
+		goto out;
+	p->res.manifest_bytes = zl;
+	p->res.full_bytes += zl;
+	free(z);
+	z = NULL;
+	/* manifest deltas: a terminal holding version V's manifest pulls only
+	 * the change */
+	for (size_t v = 0; v < p->nolds; v++) {
+		uint8_t *d;
+		size_t dl;
+
+		r = ug_zstd_compress_buf(json, jl, p->s->cfg.level, p->old_json[v], p->old_json_len[v],
+					 &d, &dl);
+		if (r < 0)
+			goto out;
+		if (dl < p->res.manifest_bytes) {
+			r = ug_store_mdelta_put(p->s, p->o->channel, p->olds[v]->version, p->m->version, d, dl);
+			p->res.pairs[v].manifest_delta_bytes = dl;
+		} else {
+			p->res.pairs[v].manifest_delta_bytes = p->res.manifest_bytes;
+		}
+		free(d);
+		if (r < 0)
+			goto out;
+	}
+	r = ug_sign(p->o->key, UG_SIGN_CONTEXT_MANIFEST, json, jl, &sig, &sl);
+	if (r < 0)
+		goto out;
+	r = ug_store_manifest_put(p->s, p->o->channel, p->m->version, json, jl, sig, sl);
+	if (r < 0)
+		goto out;
+	/* the ref moves last: only now does the version exist for readers */
+	r = ug_store_ref_write(p->s, p->o->channel, p->m->version);
+out:
+	if (r < 0)
+		ug_error_set(err, r, "cannot store version %" PRIu64 ": %s", p->m->version, strerror(-r));
+	free(json);
+	free(sig);
+	return r;
+}
+
+int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
+	       struct ug_publish_result *ret, struct ug_error *err)
+{
+	struct pub p = { .s = s, .o = o };
+	uint64_t latest = 0;
+	int treefd = -1, r;
+	char kid[UG_KEYID_HEX_LEN + 1];
+
+	r = ug_channel_check(o->channel, err);
+	if (r < 0)
+		return r;
+	if (o->message && strlen(o->message) > UG_MESSAGE_MAX)
+		return ug_error_set(err, -E2BIG, "message is longer than %u bytes", UG_MESSAGE_MAX);
+	r = ug_store_lock(s, false);
+	if (r < 0)
+		return ug_error_set(err, r, "repo '%s' is locked by another publish; try again when it finishes",
+				    s->path);
+	p.pub = o->key->pub;
+	r = trust_key(&p, err);
+	if (r < 0)
+		return r;
+	treefd = open(o->tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (treefd < 0)
+		return ug_error_set(err, -errno, "cannot open tree '%s': %s", o->tree, strerror(errno));
+
+	r = ug_store_ref_read(s, o->channel, &latest);
+	if (r == -ENOENT) {
+		latest = 0;
+	} else if (r < 0) {
+		ug_error_set(err, r, "cannot read ref '%s': %s", o->channel, strerror(-r));
+		goto out;
+	} else {
+		r = load_history(&p, latest, err);
+		if (r < 0)
+			goto out;
+	}
+
+	p.m = ug_manifest_new();
+	if (!p.m) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = scan_and_store(&p, treefd, err);
+	if (r < 0)
+		goto out;
+	if (p.parent && same_tree(p.parent, p.m)) {
+		p.res.version = latest;
+		p.res.unchanged = true;
+		p.res.full_bytes = 0;
+		r = 0;
+		goto done;
+	}
+	p.m->format = UG_MANIFEST_FORMAT;
+	p.m->channel = strdup(o->channel);
+	p.m->message = o->message ? strdup(o->message) : NULL;
+	ug_key_id(&p.pub, kid);
+	p.m->key_id = strdup(kid);
+	if (!p.m->channel || !p.m->key_id || (o->message && !p.m->message)) {
+		r = -ENOMEM;
+		goto out;
+	}
+	p.m->version = latest + 1;
+	p.m->parent = latest;
+	p.m->created = o->now ? o->now : ug_now();
+	p.m->expires = p.m->created + 86400 * (int64_t)(o->expire_days ? o->expire_days : s->cfg.expire_days);
+	r = diff_parent(&p);
+	if (r < 0)
+		goto out;
+	r = compute_deltas(&p, err);
+	if (r < 0)
+		goto out;
+	r = write_manifest(&p, err);
+	if (r < 0)
+		goto out;
+	p.res.version = p.m->version;
+	for (size_t v = 0; v < p.res.npairs; v++) {
+		struct ug_publish_pair *pr = &p.res.pairs[v];
+		uint64_t files = pr->per_file_bytes;
+		if (pr->bundle_bytes && pr->bundle_bytes < files)
+			files = pr->bundle_bytes;
+		pr->best_bytes = files + pr->manifest_delta_bytes;
+	}
+done:
+	*ret = p.res;
+out:
+	if (r < 0 && err && !err->msg[0])
+		ug_error_set(err, r, "%s", strerror(-r));
+	if (treefd >= 0)
+		close(treefd);
+	ug_manifest_free(p.m);
+	for (size_t i = 0; i < 16; i++) {
+		ug_manifest_free(p.olds[i]);
+		free(p.old_json[i]);
+		free(p.old_ix[i].h);
+		bundle_plan_release(&p.plans[i]);
+	}
+	free(p.jobs);
+	return r;
+}

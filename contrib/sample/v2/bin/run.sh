@@ -1,0 +1,2 @@
+#!/bin/sh
+exec /opt/meter/bin/meter-agent --config /opt/meter/etc/meter.ini "$@"
