@@ -41,17 +41,17 @@ int ug_buf_reserve(struct ug_buf *b, size_t n, uint8_t **ret)
 	uint8_t *nd;
 
 	/* one spare byte keeps the contents NUL-terminable for ug_buf_steal */
-	if (ug_size_add(b->len, n, &need) < 0 || need > b->max)
+	if (ug_size_add(b->len, n, &need) < 0 || need > b->max || need == SIZE_MAX)
 		return -E2BIG;
 	if (need + 1 > b->alloc) {
+		/* max may be SIZE_MAX ("no cap"): max + 1 must not wrap to 0 */
+		size_t cap = b->max < SIZE_MAX ? b->max + 1 : SIZE_MAX;
+
 		na = b->alloc ? b->alloc : 256;
-		while (na < need + 1) {
-			if (na > SIZE_MAX / 2)
-				return -E2BIG;
-			na *= 2;
-		}
-		if (na > b->max + 1)
-			na = b->max + 1;
+		while (na < need + 1)
+			na = na > SIZE_MAX / 2 ? need + 1 : na * 2;
+		if (na > cap)
+			na = cap;
 		nd = realloc(b->data, na);
 		if (!nd)
 			return -ENOMEM;
@@ -94,8 +94,12 @@ int ug_buf_put_u32(struct ug_buf *b, uint32_t v)
 
 int ug_buf_put_u64(struct ug_buf *b, uint64_t v)
 {
-	int r = ug_buf_put_u32(b, (uint32_t)(v >> 32));
-	return r < 0 ? r : ug_buf_put_u32(b, (uint32_t)v);
+	uint8_t x[8];
+
+	/* one put, so hitting max leaves no half-written value behind */
+	for (int i = 0; i < 8; i++)
+		x[i] = (uint8_t)(v >> (56 - 8 * i));
+	return ug_buf_put(b, x, sizeof(x));
 }
 
 int ug_buf_putf(struct ug_buf *b, const char *fmt, ...)

@@ -86,6 +86,8 @@ int ug_path_check(const char *path, struct ug_error *err)
 		return ug_error_set(err, -EINVAL, "path is longer than %u bytes", UG_PATH_MAX);
 	if (path[0] == '/')
 		return ug_error_set(err, -EINVAL, "path '%s' is absolute", path);
+	if (path[len - 1] == '/')
+		return ug_error_set(err, -EINVAL, "path '%s' ends with '/'", path);
 	c = path;
 	for (size_t i = 0; i <= len; i++) {
 		unsigned char ch = (unsigned char)path[i];
@@ -205,14 +207,31 @@ int ug_file_read(int dirfd, const char *path, size_t max, char **ret_data, size_
 	for (;;) {
 		ssize_t n;
 		if (len + 1 == alloc) {
-			/* the file grew since fstat: allow up to max */
+			/* Full: either the file is exactly as big as fstat said (or
+			 * exactly max), or it grew since fstat. Only a probe read
+			 * tells which, so a file of exactly max bytes is accepted. */
 			size_t na;
 			char *nd;
 			if (len >= max) {
+				char probe;
+				do
+					n = read(fd, &probe, 1);
+				while (n < 0 && errno == EINTR);
+				if (n < 0) {
+					r = -errno;
+					goto out;
+				}
+				if (n > 0) {
+					r = -E2BIG;
+					goto out;
+				}
+				break;
+			}
+			/* grow by up to alloc, never past max + 1 (max may be SIZE_MAX) */
+			if (ug_size_add(alloc, alloc < max - len ? alloc : max - len, &na) < 0) {
 				r = -E2BIG;
 				goto out;
 			}
-			na = alloc * 2 > max + 1 ? max + 1 : alloc * 2;
 			nd = realloc(data, na);
 			if (!nd) {
 				r = -ENOMEM;
@@ -347,6 +366,19 @@ int ug_mkdir_p(int dirfd, const char *path, mode_t mode)
 	return 0;
 }
 
+/* O_NOFOLLOW together with O_DIRECTORY reports a symlink as ENOTDIR, the
+ * same as a regular file; look again so a symlink is always -ELOOP. */
+static int open_error(int dirfd, const char *comp)
+{
+	int e = errno;
+	struct stat st;
+
+	if (e == ENOTDIR && fstatat(dirfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode))
+		e = ELOOP;
+	return -e;
+}
+
 int ug_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 {
 	char buf[UG_PATH_MAX + 1];
@@ -360,21 +392,25 @@ int ug_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 	comp = buf;
 	while ((slash = strchr(comp, '/')) != NULL) {
 		*slash = '\0';
-		fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* ".." is the one way out of dirfd that O_NOFOLLOW does not stop */
+		if (strcmp(comp, "..") == 0)
+			fd = -EINVAL;
+		else if ((fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			fd = open_error(cur, comp);
 		if (fd < 0) {
-			int e = errno == ENOTDIR ? ELOOP : errno;
 			if (cur != dirfd)
 				close(cur);
-			return -e;
+			return fd;
 		}
 		if (cur != dirfd)
 			close(cur);
 		cur = fd;
 		comp = slash + 1;
 	}
-	fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
-	if (fd < 0)
-		fd = -errno;
+	if (strcmp(comp, "..") == 0)
+		fd = -EINVAL;
+	else if ((fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode)) < 0)
+		fd = open_error(cur, comp);
 	if (cur != dirfd)
 		close(cur);
 	return fd;
@@ -407,12 +443,21 @@ int ug_time_parse(const char *s, int64_t *ret)
 {
 	struct tm tm;
 	const char *end;
+	char canon[32];
+	time_t t;
 
 	memset(&tm, 0, sizeof(tm));
 	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (!end || *end)
 		return -EINVAL;
-	*ret = (int64_t)timegm(&tm);
+	t = timegm(&tm);
+	/* strptime skips spaces, takes unpadded fields and timegm normalizes
+	 * "02-31" to March: accept only the one canonical spelling, so a
+	 * signed time has a single encoding. */
+	ug_time_format((int64_t)t, canon);
+	if (strcmp(canon, s) != 0)
+		return -EINVAL;
+	*ret = (int64_t)t;
 	return 0;
 }
 

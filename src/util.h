@@ -72,7 +72,8 @@ int ug_parse_size(const char *s, uint64_t max, uint64_t *ret);
  * with the reason in err. */
 int ug_path_check(const char *path, struct ug_error *err);
 
-/* A channel name: [A-Za-z0-9._-], 1..UG_CHANNEL_MAX, not starting with '.'. */
+/* A channel name: [A-Za-z0-9._-], 1..UG_CHANNEL_MAX, not starting with '.'
+ * or '-' (it becomes a directory name and a command-line argument). */
 int ug_channel_check(const char *channel, struct ug_error *err);
 
 /* Write all of buf to fd, retrying on EINTR and short writes. */
