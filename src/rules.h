@@ -38,11 +38,24 @@ int ug_rules_parse(const char *text, size_t len, struct ug_rules **ret,
 int ug_rules_load(int treefd, struct ug_rules **ret, struct ug_error *err);
 void ug_rules_free(struct ug_rules *r);
 
+/* path is excluded if it, or any directory above it, is excluded (as in
+ * gitignore, a later include cannot re-include a path below an excluded
+ * directory: the walk never enters it). Any component named ".upgrid" is
+ * excluded whatever the rules say. */
 bool ug_rules_excluded(const struct ug_rules *r, const char *path, bool is_dir);
+/* The same verdict for path alone, for a walk that has already checked
+ * (and entered) every directory above it: O(rules) instead of
+ * O(depth x rules). Added for scan.c. */
+bool ug_rules_excluded_leaf(const struct ug_rules *r, const char *path, bool is_dir);
+/* The class of the regular file at path: the last class rule that matches
+ * the file, or any directory above it, wins; default UG_CLASS_BINARY. */
 enum ug_class ug_rules_class(const struct ug_rules *r, const char *path);
 
 /* The glob matcher itself (pattern already stripped of leading '/' and
- * trailing '/'): true if path matches. */
+ * trailing '/'): true if the whole path matches. A trailing "**" component
+ * matches one or more components, so it does not match the directory it
+ * follows. Malformed syntax that the parser refuses (an unterminated '[',
+ * a final '\\') is taken literally. */
 bool ug_glob_match(const char *pattern, const char *path);
 
 #endif

@@ -20,7 +20,7 @@ struct ug_scan_entry {
 	char *path;          /* relative, '/'-separated, no leading "./" */
 	enum ug_scan_type type;
 	uint32_t mode;       /* permission bits (07777) */
-	uint64_t size;
+	uint64_t size;       /* 0 for a directory */
 	int64_t mtime_ns;
 	uint64_t ino;
 	uint64_t dev;
@@ -36,7 +36,12 @@ struct ug_scan {
 typedef void (*ug_scan_warn_fn)(void *ctx, const char *msg);
 
 /* Fills s (which must be zeroed or released). Limits: UG_DEPTH_MAX,
- * UG_FILES_MAX entries (-E2BIG), UG_PATH_MAX. */
+ * UG_FILES_MAX entries (-E2BIG), UG_PATH_MAX (-ENAMETOOLONG). The root
+ * itself is not listed. rules NULL means the built-in defaults; warn may
+ * be NULL. Names a manifest could not carry (control characters) are
+ * skipped with a warning. A file or directory that cannot be read, or
+ * that vanishes or changes type mid-scan (-EAGAIN), is an error naming
+ * it; on any error s is left empty. */
 int ug_scan_tree(int treefd, const struct ug_rules *rules, struct ug_scan *s,
 		 ug_scan_warn_fn warn, void *warn_ctx, struct ug_error *err);
 void ug_scan_release(struct ug_scan *s);

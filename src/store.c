@@ -821,7 +821,9 @@ int ug_store_list(struct ug_store *s, enum ug_store_kind kind, struct ug_hash **
 
 			if (strlen(se->d_name) != UG_HASH_HEX_LEN - 2)
 				continue;
-			snprintf(hex, sizeof(hex), "%s%s", de->d_name, se->d_name);
+			memcpy(hex, de->d_name, 2);
+			memcpy(hex + 2, se->d_name, UG_HASH_HEX_LEN - 2);
+			hex[UG_HASH_HEX_LEN] = '\0';
 			if (ug_hash_from_hex(hex, &h) < 0)
 				continue;
 			if (n == alloc) {

@@ -68,9 +68,14 @@ int ug_parse_size(const char *s, uint64_t max, uint64_t *ret);
 
 /* A relative path as stored in a manifest: not empty, not absolute, no ".",
  * ".." or empty component, no NUL or control characters, no trailing '/',
- * each component <= UG_NAME_MAX, total <= UG_PATH_MAX. Returns 0 or -EINVAL
+ * each component <= UG_NAME_MAX, total <= UG_PATH_MAX, valid UTF-8.
+ * Returns 0 or -EINVAL
  * with the reason in err. */
 int ug_path_check(const char *path, struct ug_error *err);
+
+/* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF):
+ * manifests are JSON, which carries only valid UTF-8. */
+bool ug_utf8_valid(const char *s, size_t len);
 
 /* A channel name: [A-Za-z0-9._-], 1..UG_CHANNEL_MAX, not starting with '.'
  * or '-' (it becomes a directory name and a command-line argument). */

@@ -55,6 +55,13 @@ expect_in "$T/err" "symlink" "symlinks are reported"
 [ "$(json_get "$T/out" .files)" = 1 ] || fail "symlinks must not be published"
 ok "symlinks out of the tree skipped with a warning"
 
+# a name that is not UTF-8 cannot travel in a JSON manifest: skipped, said
+touch "$T/tree/sub/$(printf 'caf\351')"
+run_ug 0 publish --json "$T/tree"
+expect_in "$T/err" "not valid UTF-8" "non-UTF-8 name reported"
+rm -f "$T/tree/sub/$(printf 'caf\351')"
+ok "non-UTF-8 file name skipped with a warning"
+
 run_ug 5 show 42
 expect_in "$T/err" "version 42 does not exist" "missing version named"
 run_ug 2 show notaversion

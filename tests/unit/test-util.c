@@ -955,3 +955,28 @@ Test(util, bytes_format)
 		cr_assert_str_eq(out, v[i].want);
 	}
 }
+
+Test(util, utf8_valid)
+{
+	cr_assert(ug_utf8_valid("", 0));
+	cr_assert(ug_utf8_valid("plain/ascii.txt", 15));
+	cr_assert(ug_utf8_valid("caf\xc3\xa9", 5));               /* U+00E9 */
+	cr_assert(ug_utf8_valid("\xe2\x82\xac", 3));              /* U+20AC */
+	cr_assert(ug_utf8_valid("\xf0\x9f\x98\x80", 4));          /* U+1F600 */
+	cr_assert_not(ug_utf8_valid("caf\xe9", 4));               /* Latin-1 */
+	cr_assert_not(ug_utf8_valid("\xc0\xaf", 2));              /* overlong '/' */
+	cr_assert_not(ug_utf8_valid("\xe0\x80\xaf", 3));          /* overlong */
+	cr_assert_not(ug_utf8_valid("\xed\xa0\x80", 3));          /* surrogate */
+	cr_assert_not(ug_utf8_valid("\xf4\x90\x80\x80", 4));      /* > U+10FFFF */
+	cr_assert_not(ug_utf8_valid("\xe2\x82", 2));              /* truncated */
+	cr_assert_not(ug_utf8_valid("\x80", 1));                  /* lone continuation */
+}
+
+Test(util, path_check_rejects_invalid_utf8)
+{
+	struct ug_error e = { "" };
+
+	cr_assert_eq(ug_path_check("dir/caf\xe9.txt", &e), -EINVAL);
+	cr_assert(strstr(e.msg, "UTF-8") != NULL, "message: %s", e.msg);
+	cr_assert_eq(ug_path_check("dir/caf\xc3\xa9.txt", NULL), 0);
+}
