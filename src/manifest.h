@@ -38,6 +38,7 @@ struct ug_mfile {
 	enum ug_action action;
 	struct ug_mdelta *deltas;
 	size_t ndeltas;
+	size_t deltas_alloc;     /* private: capacity kept by ug_mfile_add_delta */
 };
 
 struct ug_mdir {
@@ -88,6 +89,9 @@ struct ug_manifest {
 	size_t nrenamed;
 	struct ug_mbundle *bundles;
 	size_t nbundles;
+	/* private: capacities kept by the ug_manifest_add_* growers (an array
+	 * installed by hand may leave these 0; the growers then reallocate) */
+	size_t files_alloc, dirs_alloc, removed_alloc, renamed_alloc, bundles_alloc;
 };
 
 struct ug_manifest *ug_manifest_new(void);

@@ -84,14 +84,22 @@ int ug_path_check(const char *path, struct ug_error *err)
 	len = strnlen(path, UG_PATH_MAX + 1);
 	if (len > UG_PATH_MAX)
 		return ug_error_set(err, -EINVAL, "path is longer than %u bytes", UG_PATH_MAX);
+	/* bytes first, so the messages below never echo control characters
+	 * (terminal escapes) from hostile input */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)path[i];
+		if (ch < 0x20 || ch == 0x7f)
+			return ug_error_set(err, -EINVAL, "path contains a control character (byte %zu)", i);
+	}
+	if (!ug_utf8_valid(path, len))
+		return ug_error_set(err, -EINVAL, "path is not valid UTF-8");
 	if (path[0] == '/')
 		return ug_error_set(err, -EINVAL, "path '%s' is absolute", path);
 	if (path[len - 1] == '/')
 		return ug_error_set(err, -EINVAL, "path '%s' ends with '/'", path);
 	c = path;
 	for (size_t i = 0; i <= len; i++) {
-		unsigned char ch = (unsigned char)path[i];
-		if (ch == '/' || ch == '\0') {
+		if (path[i] == '/' || path[i] == '\0') {
 			if (comp == 0)
 				return ug_error_set(err, -EINVAL, "path '%s' has an empty component", path);
 			if (comp == 1 && c[0] == '.')
@@ -99,18 +107,14 @@ int ug_path_check(const char *path, struct ug_error *err)
 			if (comp == 2 && c[0] == '.' && c[1] == '.')
 				return ug_error_set(err, -EINVAL, "path '%s' contains '..'", path);
 			if (comp > UG_NAME_MAX)
-				return ug_error_set(err, -EINVAL, "path '%s' has a component longer than %u bytes",
+				return ug_error_set(err, -EINVAL, "path '%.64s...' has a component longer than %u bytes",
 						    path, UG_NAME_MAX);
 			comp = 0;
 			c = path + i + 1;
 			continue;
 		}
-		if (ch < 0x20 || ch == 0x7f)
-			return ug_error_set(err, -EINVAL, "path contains a control character (byte %zu)", i);
 		comp++;
 	}
-	if (!ug_utf8_valid(path, len))
-		return ug_error_set(err, -EINVAL, "path is not valid UTF-8");
 	return 0;
 }
 
@@ -224,7 +228,9 @@ int ug_file_read(int dirfd, const char *path, size_t max, char **ret_data, size_
 	size_t len = 0, alloc;
 	int fd, r;
 
-	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO planted at path must not hang us; it fails the
+	 * S_ISREG check below instead */
+	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {

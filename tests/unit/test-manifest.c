@@ -1,1 +1,1080 @@
+/* test-manifest.c - unit tests for src/manifest.c: the format 1 JSON
+ * layout, round trips, and every rejection a hostile manifest can earn. */
+#include "config.h"
+
 #include <criterion/criterion.h>
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "manifest.h"
+#include "util.h"
+
+#define DATA UG_TEST_DATA "/manifest/"
+
+static void hash_of(struct ug_hash *h, const char *s)
+{
+	ug_hash_buf(s, strlen(s), h, NULL);
+}
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	cr_assert_not_null(d);
+	return d;
+}
+
+static int64_t t_of(const char *s)
+{
+	int64_t t;
+
+	cr_assert_eq(ug_time_parse(s, &t), 0, "time '%s'", s);
+	return t;
+}
+
+static void add_dir(struct ug_manifest *m, const char *path, uint32_t mode)
+{
+	struct ug_mdir *d = ug_manifest_add_dir(m);
+
+	cr_assert_not_null(d);
+	d->path = xstrdup(path);
+	d->mode = mode;
+}
+
+static struct ug_mfile *add_file(struct ug_manifest *m, const char *path, const char *content,
+				 enum ug_class cls, enum ug_action action, uint64_t stored)
+{
+	struct ug_mfile *f = ug_manifest_add_file(m);
+
+	cr_assert_not_null(f);
+	f->path = xstrdup(path);
+	f->mode = 0644;
+	f->size = strlen(content);
+	ug_hash_buf(content, strlen(content), &f->hash, &f->xxh);
+	f->stored = stored;
+	f->cls = cls;
+	f->action = action;
+	return f;
+}
+
+/* A manifest using every field; sizes are distinct numbers so tests can
+ * find and replace them in the JSON text. */
+static struct ug_manifest *build(void)
+{
+	struct ug_manifest *m = ug_manifest_new();
+	struct ug_mfile *f;
+	struct ug_mdelta *d;
+	struct ug_mremoved *rm;
+	struct ug_mrename *rn;
+	struct ug_mbundle *b;
+
+	cr_assert_not_null(m);
+	m->channel = xstrdup("stable");
+	m->version = 3;
+	m->parent = 2;
+	m->created = t_of("2026-11-25T13:40:00Z");
+	m->expires = t_of("2026-12-25T13:40:00Z");
+	m->message = xstrdup("release 3: \"quoted\", tab\tand \xc3\xbcnicode");
+	m->key_id = xstrdup("0123456789abcdef");
+
+	add_dir(m, "bin", 0755);
+	add_dir(m, "etc", 0750);
+	add_dir(m, "etc/app", 02700);
+
+	f = add_file(m, "bin/app", "app v3", UG_CLASS_BINARY, UG_ACTION_PATCH, 4001);
+	f->mode = 0755;
+	d = ug_mfile_add_delta(f);
+	cr_assert_not_null(d);
+	hash_of(&d->from, "app v2");
+	d->codec = UG_CODEC_ZSTD_PREFIX;
+	hash_of(&d->id, "delta v2->v3");
+	d->size = 1201;
+	d->memory = 1301;
+	d = ug_mfile_add_delta(f);
+	cr_assert_not_null(d);
+	hash_of(&d->from, "app v1");
+	d->codec = UG_CODEC_RSYNC_ZSTD;
+	hash_of(&d->id, "delta v1->v3");
+	d->size = 1202;
+	d->memory = 1302;
+	add_file(m, "etc/app/app.conf", "k=v\n", UG_CLASS_CONFIG, UG_ACTION_MERGE, 4002);
+	add_file(m, "etc/motd", "hello\n", UG_CLASS_CONFIG, UG_ACTION_REPLACE, 4003);
+	add_file(m, "readme", "read me\n", UG_CLASS_DATA, UG_ACTION_MIGRATE, 4004);
+
+	rm = ug_manifest_add_removed(m);
+	cr_assert_not_null(rm);
+	rm->path = xstrdup("old.txt");
+	hash_of(&rm->hash, "old");
+	rn = ug_manifest_add_renamed(m);
+	cr_assert_not_null(rn);
+	rn->from = xstrdup("etc/issue");
+	rn->to = xstrdup("etc/motd");
+	hash_of(&rn->hash, "hello\n");
+
+	b = ug_manifest_add_bundle(m);
+	cr_assert_not_null(b);
+	b->from = 2;
+	hash_of(&b->id, "bundle 2->3");
+	b->size = 5001;
+	b->memory = 5002;
+	b->nbases = 2;
+	b->bases = calloc(2, sizeof(*b->bases));
+	cr_assert_not_null(b->bases);
+	hash_of(&b->bases[0], "app v2");
+	hash_of(&b->bases[1], "hello v2\n");
+	b->ntargets = 2;
+	b->targets = calloc(2, sizeof(*b->targets));
+	b->target_sizes = calloc(2, sizeof(*b->target_sizes));
+	cr_assert(b->targets && b->target_sizes);
+	b->targets[0] = m->files[0].hash;
+	b->target_sizes[0] = m->files[0].size;
+	b->targets[1] = m->files[2].hash;
+	b->target_sizes[1] = m->files[2].size;
+	return m;
+}
+
+static char *write_ok(const struct ug_manifest *m, size_t *ret_len)
+{
+	struct ug_error err = { "" };
+	char *out = NULL;
+	size_t len = 0;
+	int r = ug_manifest_write(m, &out, &len, &err);
+
+	cr_assert_eq(r, 0, "write: %d %s", r, err.msg);
+	cr_assert_not_null(out);
+	cr_assert_eq(strlen(out), len, "output is NUL-terminated at its length");
+	if (ret_len)
+		*ret_len = len;
+	return out;
+}
+
+/* The JSON of build(), as written. */
+static char *valid_doc(void)
+{
+	struct ug_manifest *m = build();
+	char *doc = write_ok(m, NULL);
+
+	ug_manifest_free(m);
+	return doc;
+}
+
+static struct ug_manifest *parse_ok(const char *doc, size_t len)
+{
+	struct ug_error err = { "" };
+	struct ug_manifest *m = NULL;
+	int r = ug_manifest_parse(doc, len, &m, &err);
+
+	cr_assert_eq(r, 0, "parse: %d %s", r, err.msg);
+	cr_assert_not_null(m);
+	return m;
+}
+
+/* doc with the first occurrence of from replaced by to (which must exist). */
+static char *subst(const char *doc, const char *from, const char *to)
+{
+	const char *p = strstr(doc, from);
+	size_t a, fl = strlen(from), tl = strlen(to), n;
+	char *out;
+
+	cr_assert_not_null(p, "'%s' not found in the document", from);
+	a = (size_t)(p - doc);
+	n = strlen(doc) - fl + tl;
+	out = malloc(n + 1);
+	cr_assert_not_null(out);
+	memcpy(out, doc, a);
+	memcpy(out + a, to, tl);
+	memcpy(out + a + tl, p + fl, strlen(p + fl) + 1);
+	return out;
+}
+
+static void expect_parse_fail_len(const char *doc, size_t len, int rc, const char *want)
+{
+	struct ug_error err = { "" };
+	struct ug_manifest *m = (struct ug_manifest *)0x1;
+	int r = ug_manifest_parse(doc, len, &m, &err);
+
+	cr_assert_eq(r, rc, "parse gave %d (%s), want %d", r, err.msg, rc);
+	cr_assert_eq(m, (struct ug_manifest *)0x1, "ret must be untouched on failure");
+	cr_assert_not_null(strstr(err.msg, want), "message '%s' lacks '%s'", err.msg, want);
+}
+
+static void expect_parse_fail(const char *doc, int rc, const char *want)
+{
+	expect_parse_fail_len(doc, strlen(doc), rc, want);
+}
+
+/* Replace from with to in the valid document and expect a rejection. */
+static void expect_subst_fail(const char *from, const char *to, int rc, const char *want)
+{
+	char *doc = valid_doc();
+	char *bad = subst(doc, from, to);
+
+	expect_parse_fail(bad, rc, want);
+	free(bad);
+	free(doc);
+}
+
+/* validate and write (which validates first) both refuse m; m is freed. */
+static void expect_invalid(struct ug_manifest *m, int rc, const char *want)
+{
+	struct ug_error err = { "" };
+	char *out = (char *)0x1;
+	size_t len = 7;
+	int r = ug_manifest_validate(m, &err);
+
+	cr_assert_eq(r, rc, "validate gave %d (%s), want %d", r, err.msg, rc);
+	cr_assert_not_null(strstr(err.msg, want), "message '%s' lacks '%s'", err.msg, want);
+	err.msg[0] = '\0';
+	r = ug_manifest_write(m, &out, &len, &err);
+	cr_assert_eq(r, rc, "write gave %d (%s), want %d", r, err.msg, rc);
+	cr_assert_eq(out, (char *)0x1);
+	cr_assert_eq(len, 7);
+	cr_assert_not_null(strstr(err.msg, want));
+	ug_manifest_free(m);
+}
+
+static void replace_path(char **slot, const char *path)
+{
+	free(*slot);
+	*slot = xstrdup(path);
+}
+
+static void assert_hash_eq(const struct ug_hash *a, const struct ug_hash *b, const char *what)
+{
+	cr_assert(ug_hash_eq(a, b), "%s differs", what);
+}
+
+static void assert_manifest_eq(const struct ug_manifest *a, const struct ug_manifest *b)
+{
+	cr_assert_eq(a->format, b->format);
+	cr_assert_str_eq(a->channel, b->channel);
+	cr_assert_eq(a->version, b->version);
+	cr_assert_eq(a->parent, b->parent);
+	cr_assert_eq(a->created, b->created);
+	cr_assert_eq(a->expires, b->expires);
+	cr_assert_eq(!a->message, !b->message);
+	if (a->message)
+		cr_assert_str_eq(a->message, b->message);
+	cr_assert_eq(!a->key_id, !b->key_id);
+	if (a->key_id)
+		cr_assert_str_eq(a->key_id, b->key_id);
+
+	cr_assert_eq(a->ndirs, b->ndirs);
+	for (size_t i = 0; i < a->ndirs; i++) {
+		cr_assert_str_eq(a->dirs[i].path, b->dirs[i].path);
+		cr_assert_eq(a->dirs[i].mode, b->dirs[i].mode, "dirs[%zu].mode", i);
+	}
+	cr_assert_eq(a->nfiles, b->nfiles);
+	for (size_t i = 0; i < a->nfiles; i++) {
+		const struct ug_mfile *x = &a->files[i], *y = &b->files[i];
+
+		cr_assert_str_eq(x->path, y->path);
+		cr_assert_eq(x->mode, y->mode, "files[%zu].mode", i);
+		cr_assert_eq(x->size, y->size);
+		assert_hash_eq(&x->hash, &y->hash, "file hash");
+		cr_assert(memcmp(x->xxh.b, y->xxh.b, UG_XXH_LEN) == 0, "files[%zu].xxh3", i);
+		cr_assert_eq(x->stored, y->stored);
+		cr_assert_eq(x->cls, y->cls);
+		cr_assert_eq(x->action, y->action);
+		cr_assert_eq(x->ndeltas, y->ndeltas);
+		for (size_t j = 0; j < x->ndeltas; j++) {
+			assert_hash_eq(&x->deltas[j].from, &y->deltas[j].from, "delta from");
+			assert_hash_eq(&x->deltas[j].id, &y->deltas[j].id, "delta id");
+			cr_assert_eq(x->deltas[j].codec, y->deltas[j].codec);
+			cr_assert_eq(x->deltas[j].size, y->deltas[j].size);
+			cr_assert_eq(x->deltas[j].memory, y->deltas[j].memory);
+		}
+	}
+	cr_assert_eq(a->nremoved, b->nremoved);
+	for (size_t i = 0; i < a->nremoved; i++) {
+		cr_assert_str_eq(a->removed[i].path, b->removed[i].path);
+		assert_hash_eq(&a->removed[i].hash, &b->removed[i].hash, "removed hash");
+	}
+	cr_assert_eq(a->nrenamed, b->nrenamed);
+	for (size_t i = 0; i < a->nrenamed; i++) {
+		cr_assert_str_eq(a->renamed[i].from, b->renamed[i].from);
+		cr_assert_str_eq(a->renamed[i].to, b->renamed[i].to);
+		assert_hash_eq(&a->renamed[i].hash, &b->renamed[i].hash, "renamed hash");
+	}
+	cr_assert_eq(a->nbundles, b->nbundles);
+	for (size_t i = 0; i < a->nbundles; i++) {
+		const struct ug_mbundle *x = &a->bundles[i], *y = &b->bundles[i];
+
+		cr_assert_eq(x->from, y->from);
+		assert_hash_eq(&x->id, &y->id, "bundle id");
+		cr_assert_eq(x->size, y->size);
+		cr_assert_eq(x->memory, y->memory);
+		cr_assert_eq(x->nbases, y->nbases);
+		for (size_t j = 0; j < x->nbases; j++)
+			assert_hash_eq(&x->bases[j], &y->bases[j], "bundle base");
+		cr_assert_eq(x->ntargets, y->ntargets);
+		for (size_t j = 0; j < x->ntargets; j++) {
+			assert_hash_eq(&x->targets[j], &y->targets[j], "bundle target");
+			cr_assert_eq(x->target_sizes[j], y->target_sizes[j]);
+		}
+	}
+}
+
+/* ---- round trip and layout --------------------------------------------- */
+
+Test(manifest, round_trip_keeps_every_field)
+{
+	struct ug_manifest *m = build(), *p;
+	size_t len, len2;
+	char *doc = write_ok(m, &len), *doc2;
+
+	p = parse_ok(doc, len);
+	assert_manifest_eq(m, p);
+	/* and what was read writes back to the same bytes */
+	doc2 = write_ok(p, &len2);
+	cr_assert_eq(len, len2);
+	cr_assert_str_eq(doc, doc2);
+	free(doc);
+	free(doc2);
+	ug_manifest_free(p);
+	ug_manifest_free(m);
+}
+
+Test(manifest, round_trip_without_optional_fields)
+{
+	struct ug_manifest *m = ug_manifest_new(), *p;
+	char *doc;
+	size_t len;
+
+	cr_assert_not_null(m);
+	m->channel = xstrdup("beta");
+	m->version = 1;
+	m->created = 0;
+	m->expires = 1;
+	doc = write_ok(m, &len);
+	cr_assert_null(strstr(doc, "\"message\""), "NULL message is omitted");
+	cr_assert_null(strstr(doc, "\"key\""), "NULL key is omitted");
+	cr_assert_not_null(strstr(doc, "\"files\":[],\n"), "empty arrays are written");
+	cr_assert_not_null(strstr(doc, "\"bundles\":[],\n"));
+	p = parse_ok(doc, len);
+	cr_assert_null(p->message);
+	cr_assert_null(p->key_id);
+	assert_manifest_eq(m, p);
+	free(doc);
+	ug_manifest_free(p);
+	ug_manifest_free(m);
+}
+
+Test(manifest, output_is_deterministic_json_one_entry_per_line)
+{
+	static const char *const keys[] = {
+		"bundles", "channel", "created", "dirs", "expires", "files", "format",
+		"key", "message", "parent", "removed", "renamed", "version",
+	};
+	struct ug_manifest *m = build();
+	char *a = write_ok(m, NULL), *b = write_ok(m, NULL);
+	json_error_t jerr;
+	json_t *root;
+	const char *prev = a, *line;
+	size_t nfile_lines = 0;
+
+	cr_assert_str_eq(a, b, "two writes give the same bytes");
+	root = json_loads(a, JSON_REJECT_DUPLICATES, &jerr);
+	cr_assert_not_null(root, "jansson reads it: %s", jerr.text);
+	cr_assert_eq(json_object_size(root), 13);
+	cr_assert_eq(json_integer_value(json_object_get(root, "format")), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(root, "created")), "2026-11-25T13:40:00Z");
+	json_decref(root);
+
+	cr_assert(strncmp(a, "{\n", 2) == 0);
+	cr_assert(strcmp(a + strlen(a) - 3, "\n}\n") == 0);
+	/* top-level keys in sorted order, each at the start of a line */
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char pat[32];
+		const char *p;
+
+		snprintf(pat, sizeof(pat), "\n\"%s\":", keys[i]);
+		p = strstr(a, pat);
+		cr_assert_not_null(p, "key %s", keys[i]);
+		cr_assert_gt(p, prev, "key %s out of order", keys[i]);
+		prev = p;
+	}
+	/* each file is one compact line with sorted keys */
+	for (line = a; (line = strstr(line, "\n{\"action\":")) != NULL; line++)
+		nfile_lines++;
+	cr_assert_eq(nfile_lines, m->nfiles);
+	cr_assert_not_null(strstr(a, "\n{\"mode\":\"0755\",\"path\":\"bin\"},\n"));
+	cr_assert_not_null(strstr(a, "\n{\"mode\":\"2700\",\"path\":\"etc/app\"}\n],\n"));
+	cr_assert_not_null(strstr(a, "\"format\":1,\n"));
+	cr_assert_not_null(strstr(a, "\"version\":3\n}\n"));
+	free(a);
+	free(b);
+	ug_manifest_free(m);
+}
+
+/* The layout is pinned by a golden file: a change to it changes what
+ * every terminal downloads, so it must be deliberate. */
+Test(manifest, golden_file_parses_and_writes_back_identically)
+{
+	char *golden, *out;
+	size_t len, olen;
+	struct ug_manifest *m, *b;
+
+	cr_assert_eq(ug_file_read(AT_FDCWD, DATA "golden.json", 1u << 20, &golden, &len), 0);
+	m = parse_ok(golden, len);
+	out = write_ok(m, &olen);
+	cr_assert_eq(olen, len);
+	cr_assert_str_eq(out, golden);
+	/* and it is what build() writes */
+	b = build();
+	assert_manifest_eq(b, m);
+	free(out);
+	free(golden);
+	ug_manifest_free(b);
+	ug_manifest_free(m);
+}
+
+Test(manifest, unknown_keys_are_ignored)
+{
+	char *doc = valid_doc();
+	char *ext = subst(doc, "\"format\":1,", "\"format\":1,\n\"rollout\":{\"waves\":[1,2,{\"x\":null}]},");
+	char *files = subst(ext, "{\"action\":\"patch\",", "{\"action\":\"patch\",\"future\":true,");
+	struct ug_manifest *m = parse_ok(files, strlen(files));
+	char *out = write_ok(m, NULL);
+
+	cr_assert_str_eq(out, doc, "unknown keys are dropped, everything else kept");
+	free(out);
+	free(files);
+	free(ext);
+	free(doc);
+	ug_manifest_free(m);
+}
+
+Test(manifest, find_uses_sorted_files)
+{
+	struct ug_manifest *m = build();
+	const struct ug_mfile *f;
+
+	f = ug_manifest_find(m, "etc/motd");
+	cr_assert_eq(f, &m->files[2]);
+	cr_assert_eq(ug_manifest_find(m, "bin/app"), &m->files[0]);
+	cr_assert_eq(ug_manifest_find(m, "readme"), &m->files[3]);
+	cr_assert_null(ug_manifest_find(m, "etc"));
+	cr_assert_null(ug_manifest_find(m, "zzz"));
+	cr_assert_null(ug_manifest_find(m, ""));
+	ug_manifest_free(m);
+	m = ug_manifest_new();
+	cr_assert_null(ug_manifest_find(m, "a"));
+	ug_manifest_free(m);
+}
+
+Test(manifest, growers_return_zeroed_elements_and_keep_contents)
+{
+	struct ug_manifest *m = ug_manifest_new();
+	struct ug_mfile *f = NULL;
+	char path[32];
+
+	cr_assert_not_null(m);
+	cr_assert_eq(m->format, UG_MANIFEST_FORMAT);
+	for (unsigned i = 0; i < 3000; i++) {
+		f = ug_manifest_add_file(m);
+		cr_assert_not_null(f);
+		cr_assert_null(f->path);
+		cr_assert_eq(f->size, 0);
+		cr_assert_eq(f->ndeltas, 0);
+		snprintf(path, sizeof(path), "f%05u", i);
+		f->path = xstrdup(path);
+		f->size = i;
+	}
+	cr_assert_eq(m->nfiles, 3000);
+	for (unsigned i = 0; i < 3000; i++) {
+		snprintf(path, sizeof(path), "f%05u", i);
+		cr_assert_str_eq(m->files[i].path, path);
+		cr_assert_eq(m->files[i].size, i);
+	}
+	for (unsigned i = 0; i < UG_DELTAS_PER_FILE_MAX; i++) {
+		struct ug_mdelta *d = ug_mfile_add_delta(f);
+
+		cr_assert_not_null(d);
+		cr_assert_eq(d->size, 0);
+		d->size = i;
+	}
+	cr_assert_eq(f->ndeltas, UG_DELTAS_PER_FILE_MAX);
+	cr_assert_eq(f->deltas[UG_DELTAS_PER_FILE_MAX - 1].size, UG_DELTAS_PER_FILE_MAX - 1);
+	cr_assert_not_null(ug_manifest_add_dir(m));
+	cr_assert_not_null(ug_manifest_add_removed(m));
+	cr_assert_not_null(ug_manifest_add_renamed(m));
+	cr_assert_not_null(ug_manifest_add_bundle(m));
+	cr_assert_eq(m->ndirs + m->nremoved + m->nrenamed + m->nbundles, 4);
+	ug_manifest_free(m);
+	ug_manifest_free(NULL);
+}
+
+/* An array installed by hand (capacity unknown) is grown safely. */
+Test(manifest, grower_accepts_hand_installed_array)
+{
+	struct ug_manifest *m = ug_manifest_new();
+	struct ug_mdir *d;
+
+	m->dirs = calloc(3, sizeof(*m->dirs));
+	cr_assert_not_null(m->dirs);
+	m->ndirs = 3;
+	for (int i = 0; i < 3; i++)
+		m->dirs[i].mode = 0700 + (uint32_t)i;
+	d = ug_manifest_add_dir(m);
+	cr_assert_not_null(d);
+	cr_assert_eq(m->ndirs, 4);
+	cr_assert_eq(m->dirs[2].mode, 0702);
+	cr_assert_eq(d, &m->dirs[3]);
+	ug_manifest_free(m);
+}
+
+/* ---- rejections: paths and ordering ------------------------------------ */
+
+Test(manifest, rejects_unknown_format)
+{
+	struct ug_manifest *m = build();
+
+	expect_subst_fail("\"format\":1,", "\"format\":2,", -EBADMSG,
+			  "unsupported manifest format 2 (this upgrid reads format 1)");
+	expect_subst_fail("\"format\":1,", "\"format\":0,", -EBADMSG, "unsupported manifest format 0");
+	expect_subst_fail("\"format\":1,", "\"format\":\"1\",", -EBADMSG, "format: expected an integer");
+	expect_subst_fail("\"format\":1,", "", -EBADMSG, "format: missing");
+	/* a format 2 document is refused even if nothing else looks familiar */
+	expect_parse_fail("{\"format\":2,\"files\":7}", -EBADMSG, "unsupported manifest format 2");
+	m->format = 2;
+	expect_invalid(m, -EBADMSG, "unsupported manifest format 2");
+}
+
+Test(manifest, rejects_absolute_path)
+{
+	struct ug_manifest *m = build();
+
+	expect_subst_fail("\"path\":\"readme\"", "\"path\":\"/readme\"", -EBADMSG,
+			  "files[3]: path '/readme' is absolute");
+	replace_path(&m->dirs[0].path, "/bin");
+	expect_invalid(m, -EBADMSG, "dirs[0]: path '/bin' is absolute");
+}
+
+Test(manifest, rejects_dotdot_component)
+{
+	struct ug_manifest *m = build();
+
+	expect_subst_fail("\"path\":\"readme\"", "\"path\":\"etc/../readme\"", -EBADMSG,
+			  "files[3]: path 'etc/../readme' contains '..'");
+	expect_subst_fail("\"path\":\"old.txt\"", "\"path\":\"../old.txt\"", -EBADMSG,
+			  "removed[0]: path '../old.txt' contains '..'");
+	expect_subst_fail("\"to\":\"etc/motd\"", "\"to\":\"..\"", -EBADMSG, "renamed[0].to: path '..'");
+	replace_path(&m->files[3].path, "readme/..");
+	expect_invalid(m, -EBADMSG, "files[3]: path 'readme/..' contains '..'");
+}
+
+Test(manifest, rejects_empty_component_and_empty_path)
+{
+	expect_subst_fail("\"path\":\"etc/motd\"", "\"path\":\"etc//motd\"", -EBADMSG,
+			  "files[2]: path 'etc//motd' has an empty component");
+	expect_subst_fail("\"path\":\"readme\"", "\"path\":\"\"", -EBADMSG, "files[3]: path is empty");
+	expect_subst_fail("\"path\":\"readme\"", "\"path\":\"./readme\"", -EBADMSG, "files[3]");
+	expect_subst_fail("\"path\":\"readme\"", "\"path\":\"read\\nme\"", -EBADMSG,
+			  "files[3]: path contains a control character");
+}
+
+Test(manifest, rejects_duplicate_path)
+{
+	struct ug_manifest *m = build();
+
+	replace_path(&m->files[3].path, "etc/motd");
+	expect_invalid(m, -EBADMSG, "files[3]: duplicate path 'etc/motd'");
+	m = build();
+	replace_path(&m->dirs[1].path, "bin");
+	expect_invalid(m, -EBADMSG, "dirs[1]: duplicate path 'bin'");
+	expect_subst_fail("\"path\":\"readme\"", "\"path\":\"etc/motd\"", -EBADMSG,
+			  "files[3]: duplicate path 'etc/motd'");
+}
+
+Test(manifest, rejects_unsorted_files)
+{
+	struct ug_manifest *m = build();
+	char *tmp = m->files[2].path;
+
+	m->files[2].path = m->files[1].path;
+	m->files[1].path = tmp;
+	expect_invalid(m, -EBADMSG, "files[2]: path 'etc/app/app.conf' is not sorted");
+	expect_subst_fail("\"path\":\"bin/app\"", "\"path\":\"etc/zzz\"", -EBADMSG,
+			  "files[1]: path 'etc/app/app.conf' is not sorted");
+}
+
+Test(manifest, rejects_file_whose_parent_dir_is_missing)
+{
+	struct ug_manifest *m = build();
+
+	replace_path(&m->files[3].path, "var/lib/readme");
+	expect_invalid(m, -EBADMSG,
+		       "files[3]: parent directory 'var/lib' of 'var/lib/readme' is not listed in dirs");
+	m = build();
+	replace_path(&m->dirs[1].path, "etb");
+	expect_invalid(m, -EBADMSG, "dirs[2]: parent directory 'etc' of 'etc/app'");
+	expect_subst_fail("\"path\":\"etc\"}", "\"path\":\"etb\"}", -EBADMSG, "parent directory 'etc'");
+}
+
+Test(manifest, rejects_path_that_is_file_and_dir)
+{
+	struct ug_manifest *m = build();
+
+	add_dir(m, "readme", 0755);
+	expect_invalid(m, -EBADMSG, "files[3]: path 'readme' is also listed in dirs");
+}
+
+Test(manifest, rejects_invalid_utf8_path_in_memory)
+{
+	struct ug_manifest *m = build();
+
+	replace_path(&m->files[3].path, "r\xc3(eadme");
+	expect_invalid(m, -EBADMSG, "files[3]: path is not valid UTF-8");
+	m = build();
+	replace_path(&m->message, "\xed\xa0\x80 surrogate");
+	expect_invalid(m, -EBADMSG, "message: not valid UTF-8");
+}
+
+/* ---- rejections: values ------------------------------------------------- */
+
+Test(manifest, rejects_bad_hex)
+{
+	char *doc = valid_doc();
+	const char *p = strstr(doc, "\"blake2b\":\"");
+	char hash[UG_HASH_HEX_LEN + 1], from[80], to[80];
+
+	/* the first blake2b in the document belongs to bundles[0].targets[0] */
+	cr_assert_not_null(p);
+	memcpy(hash, p + 11, UG_HASH_HEX_LEN);
+	hash[UG_HASH_HEX_LEN] = '\0';
+	snprintf(from, sizeof(from), "\"%s\"", hash);
+
+	snprintf(to, sizeof(to), "\"%.63s\"", hash);
+	expect_subst_fail(from, to, -EBADMSG, "bundles[0].targets[0].blake2b: expected 64 lowercase hex digits");
+	snprintf(to, sizeof(to), "\"%sa\"", hash);
+	expect_subst_fail(from, to, -EBADMSG, "bundles[0].targets[0].blake2b");
+	snprintf(to, sizeof(to), "\"g%.63s\"", hash + 1);
+	expect_subst_fail(from, to, -EBADMSG, "bundles[0].targets[0].blake2b");
+	/* upper case decodes to the same bytes but is not the one spelling */
+	snprintf(to, sizeof(to), "\"A%.63s\"", hash + 1);
+	expect_subst_fail(from, to, -EBADMSG, "bundles[0].targets[0].blake2b");
+	expect_subst_fail("\"bases\":[\"", "\"bases\":[\"zz", -EBADMSG, "bundles[0].bases[0]: expected 64");
+	expect_subst_fail("\"xxh3\":\"", "\"xxh3\":\"0", -EBADMSG, "files[0].xxh3: expected 32 lowercase hex digits");
+	expect_subst_fail("\"key\":\"0123456789abcdef\"", "\"key\":\"0123456789ABCDEF\"", -EBADMSG,
+			  "key: expected 16 lowercase hex digits");
+	expect_subst_fail("\"key\":\"0123456789abcdef\"", "\"key\":\"0123456789abcde\"", -EBADMSG,
+			  "key: expected 16");
+	expect_subst_fail("\"codec\":\"zstd-prefix\",\"from\":\"", "\"codec\":\"zstd-prefix\",\"from\":\"x", -EBADMSG,
+			  "files[0].deltas[0].from: expected 64");
+	expect_subst_fail("\"blake2b\":", "\"blake2b\":17,\"x\":", -EBADMSG, "bundles[0].targets[0].blake2b: expected a string");
+	free(doc);
+}
+
+Test(manifest, rejects_negative_numbers)
+{
+	expect_subst_fail("\"size\":8,", "\"size\":-8,", -EBADMSG, "files[3].size: -8 is negative");
+	expect_subst_fail("\"stored\":4001", "\"stored\":-1", -EBADMSG, "files[0].stored: -1 is negative");
+	expect_subst_fail("\"memory\":1301", "\"memory\":-1301", -EBADMSG, "files[0].deltas[0].memory");
+	expect_subst_fail("\"version\":3", "\"version\":-3", -EBADMSG, "version: -3 is negative");
+	expect_subst_fail("\"from\":2,", "\"from\":-2,", -EBADMSG, "bundles[0].from: -2 is negative");
+}
+
+Test(manifest, rejects_size_over_limit)
+{
+	struct ug_manifest *m = build();
+
+	m->files[3].size = UG_FILE_SIZE_MAX + 1;
+	expect_invalid(m, -E2BIG, "files[3].size: 1099511627777 is over the limit of 1099511627776");
+	m = build();
+	m->files[3].size = UG_FILE_SIZE_MAX;
+	cr_assert_eq(ug_manifest_validate(m, NULL), 0, "the limit itself is fine");
+	ug_manifest_free(m);
+	expect_subst_fail("\"size\":8,", "\"size\":1099511627777,", -E2BIG, "files[3].size");
+	/* past what any integer holds: jansson refuses it */
+	expect_subst_fail("\"size\":8,", "\"size\":99999999999999999999999,", -EBADMSG, "not valid JSON");
+}
+
+Test(manifest, rejects_too_many_deltas)
+{
+	struct ug_manifest *m = build();
+	char *doc, *bad, *many;
+	size_t n = 0;
+	const char *one = "{\"codec\":\"zstd-prefix\",\"from\":\"0000000000000000000000000000000000000000000000000000000000000000\","
+			  "\"id\":\"0000000000000000000000000000000000000000000000000000000000000000\",\"memory\":1,\"size\":1}";
+
+	for (unsigned i = 0; i < UG_DELTAS_PER_FILE_MAX - 1; i++)
+		cr_assert_not_null(ug_mfile_add_delta(&m->files[0]));
+	expect_invalid(m, -E2BIG, "files[0].deltas: 65 entries, more than the limit of 64");
+
+	many = malloc((strlen(one) + 1) * (UG_DELTAS_PER_FILE_MAX + 1) + 16);
+	cr_assert_not_null(many);
+	n += (size_t)snprintf(many, 16, "\"deltas\":[");
+	for (unsigned i = 0; i <= UG_DELTAS_PER_FILE_MAX; i++)
+		n += (size_t)snprintf(many + n, strlen(one) + 2, "%s%s", i ? "," : "", one);
+	memcpy(many + n, "],", 3);
+	doc = valid_doc();
+	bad = subst(doc, "\"deltas\":[],", many);
+	expect_parse_fail(bad, -E2BIG, "files[1].deltas: 65 entries, more than the limit of 64");
+	free(bad);
+	free(doc);
+	free(many);
+}
+
+Test(manifest, rejects_unknown_class_action_codec)
+{
+	struct ug_manifest *m = build();
+
+	expect_subst_fail("\"class\":\"data\"", "\"class\":\"weird\"", -EBADMSG, "files[3].class: unknown class 'weird'");
+	expect_subst_fail("\"action\":\"migrate\"", "\"action\":\"explode\"", -EBADMSG,
+			  "files[3].action: unknown action 'explode'");
+	expect_subst_fail("\"codec\":\"rsync-zstd\"", "\"codec\":\"lzma\"", -EBADMSG,
+			  "files[0].deltas[1].codec: unknown codec 'lzma'");
+	expect_subst_fail("\"codec\":\"rsync-zstd\"", "\"codec\":\"zstd-bundle\"", -EBADMSG,
+			  "files[0].deltas[1]: codec 'zstd-bundle' is not a per-file codec");
+	expect_subst_fail("\"class\":\"data\"", "\"class\":\"Data\"", -EBADMSG, "unknown class 'Data'");
+	/* a name that could carry terminal escapes is not echoed */
+	expect_subst_fail("\"class\":\"data\"", "\"class\":\"\\u001b[2J\"", -EBADMSG,
+			  "files[3].class: unknown class '(unprintable)'");
+	m->files[1].cls = UG_CLASS__COUNT;
+	expect_invalid(m, -EBADMSG, "files[1]: unknown class");
+	m = build();
+	m->files[1].action = (enum ug_action)99;
+	expect_invalid(m, -EBADMSG, "files[1]: unknown action");
+	m = build();
+	m->files[0].deltas[0].codec = UG_CODEC_ZSTD_BUNDLE;
+	expect_invalid(m, -EBADMSG, "files[0].deltas[0]: codec 'zstd-bundle'");
+}
+
+Test(manifest, rejects_bad_mode)
+{
+	struct ug_manifest *m = build();
+
+	expect_subst_fail("\"mode\":\"0755\",\"path\":\"bin\"", "\"mode\":\"755\",\"path\":\"bin\"", -EBADMSG,
+			  "dirs[0].mode: expected 4 octal digits, got '755'");
+	expect_subst_fail("\"mode\":\"0755\",\"path\":\"bin\"", "\"mode\":\"0758\",\"path\":\"bin\"", -EBADMSG,
+			  "dirs[0].mode");
+	expect_subst_fail("\"mode\":\"0755\",\"path\":\"bin\"", "\"mode\":\"00755\",\"path\":\"bin\"", -EBADMSG,
+			  "dirs[0].mode");
+	expect_subst_fail("\"mode\":\"0755\",\"path\":\"bin\"", "\"mode\":493,\"path\":\"bin\"", -EBADMSG,
+			  "dirs[0].mode: expected a string");
+	m->files[2].mode = 010000;
+	expect_invalid(m, -EBADMSG, "files[2]: mode 10000 is over 07777");
+}
+
+Test(manifest, rejects_bundle_target_not_in_files)
+{
+	struct ug_manifest *m = build();
+
+	hash_of(&m->bundles[0].targets[1], "not a file of this version");
+	expect_invalid(m, -EBADMSG, "bundles[0].targets[1]: ");
+	m = build();
+	hash_of(&m->bundles[0].targets[1], "x");
+	cr_assert_eq(ug_manifest_validate(m, NULL), -EBADMSG);
+	m->bundles[0].targets[1] = m->files[3].hash;
+	m->bundles[0].target_sizes[1] = m->files[3].size;
+	cr_assert_eq(ug_manifest_validate(m, NULL), 0, "any file's content is a valid target");
+	ug_manifest_free(m);
+}
+
+Test(manifest, rejects_bad_bundle_shapes)
+{
+	struct ug_manifest *m = build();
+
+	m->bundles[0].from = 3;
+	expect_invalid(m, -EBADMSG, "bundles[0].from: 3 is not between 1 and version 3");
+	m = build();
+	m->bundles[0].from = 0;
+	expect_invalid(m, -EBADMSG, "bundles[0].from: 0");
+	m = build();
+	m->bundles[0].ntargets = 0;
+	expect_invalid(m, -EBADMSG, "bundles[0].targets: must not be empty");
+	m = build();
+	for (unsigned i = 1; i <= UG_BUNDLES_MAX; i++) {
+		struct ug_mbundle *b = ug_manifest_add_bundle(m);
+
+		cr_assert_not_null(b);
+		b->from = 1;
+	}
+	expect_invalid(m, -E2BIG, "bundles: 65 entries, more than the limit of 64");
+	expect_subst_fail("\"targets\":[", "\"targets\":{},\"x\":[", -EBADMSG, "bundles[0].targets: expected an array");
+	expect_subst_fail("\"targets\":[{", "\"targets\":[7,{", -EBADMSG, "bundles[0].targets[0]: expected an object");
+}
+
+Test(manifest, rejects_parent_not_below_version)
+{
+	struct ug_manifest *m = build();
+
+	m->parent = 3;
+	expect_invalid(m, -EBADMSG, "parent: 3 is not below version 3");
+	m = build();
+	m->parent = 4;
+	expect_invalid(m, -EBADMSG, "parent: 4");
+	m = build();
+	m->version = 0;
+	m->parent = 0;
+	expect_invalid(m, -EBADMSG, "version: 0 is not between 1");
+	expect_subst_fail("\"parent\":2,", "\"parent\":7,", -EBADMSG, "parent: 7 is not below version 3");
+}
+
+Test(manifest, rejects_expiry_not_after_creation)
+{
+	struct ug_manifest *m = build();
+
+	m->expires = m->created;
+	expect_invalid(m, -EBADMSG, "expires: must be later than created");
+	m = build();
+	m->expires = m->created - 1;
+	expect_invalid(m, -EBADMSG, "expires");
+	m = build();
+	m->created = -1;
+	expect_invalid(m, -EBADMSG, "created: -1 is out of range");
+	expect_subst_fail("\"expires\":\"2026-12-25T13:40:00Z\"", "\"expires\":\"2026-11-25T13:40:00Z\"",
+			  -EBADMSG, "expires: must be later than created");
+}
+
+Test(manifest, rejects_non_canonical_times)
+{
+	expect_subst_fail("2026-11-25T13:40:00Z", "2026-11-25 13:40:00", -EBADMSG,
+			  "created: expected a UTC time like");
+	expect_subst_fail("2026-11-25T13:40:00Z", "2026-11-25T13:40:00+00:00", -EBADMSG, "created");
+	expect_subst_fail("2026-11-25T13:40:00Z", "2026-11-5T13:40:00Z", -EBADMSG, "created");
+	expect_subst_fail("2026-11-25T13:40:00Z", "2026-02-31T13:40:00Z", -EBADMSG, "created");
+	expect_subst_fail("\"2026-12-25T13:40:00Z\"", "1798206000", -EBADMSG, "expires: expected a string");
+}
+
+Test(manifest, rejects_bad_channel_and_long_message)
+{
+	struct ug_manifest *m = build();
+	char *msg = malloc(UG_MESSAGE_MAX + 2);
+
+	expect_subst_fail("\"channel\":\"stable\"", "\"channel\":\"st/able\"", -EBADMSG, "channel: channel name 'st/able'");
+	expect_subst_fail("\"channel\":\"stable\"", "\"channel\":\"\"", -EBADMSG, "channel: ");
+	cr_assert_not_null(msg);
+	memset(msg, 'm', UG_MESSAGE_MAX + 1);
+	msg[UG_MESSAGE_MAX + 1] = '\0';
+	free(m->message);
+	m->message = msg;
+	expect_invalid(m, -E2BIG, "message: longer than 4096 bytes");
+	m = build();
+	msg = malloc(UG_MESSAGE_MAX + 1);
+	memset(msg, 'm', UG_MESSAGE_MAX);
+	msg[UG_MESSAGE_MAX] = '\0';
+	free(m->message);
+	m->message = msg;
+	cr_assert_eq(ug_manifest_validate(m, NULL), 0, "a message of exactly the limit is fine");
+	ug_manifest_free(m);
+}
+
+/* ---- rejections: JSON itself -------------------------------------------- */
+
+Test(manifest, rejects_invalid_json_with_position)
+{
+	expect_parse_fail("{\"format\":1,,}", -EBADMSG, "manifest is not valid JSON: line 1, column");
+	expect_parse_fail("{\n\"format\":1\n\"channel\":\"x\"}", -EBADMSG, "line 3");
+	expect_parse_fail("", -EBADMSG, "not valid JSON");
+	expect_parse_fail("{} trailing", -EBADMSG, "not valid JSON");
+	expect_parse_fail("[]", -EBADMSG, "manifest is not a JSON object");
+	expect_parse_fail("{}", -EBADMSG, "format: missing");
+	expect_parse_fail("\"format\"", -EBADMSG, "not valid JSON");
+	expect_subst_fail("\"format\":1,", "\"format\":1,\"format\":1,", -EBADMSG, "duplicate");
+	expect_subst_fail("\"channel\":\"stable\",", "", -EBADMSG, "channel: missing");
+	expect_subst_fail("\"blake2b\":", "\"blake3\":", -EBADMSG, "bundles[0].targets[0].blake2b: missing");
+}
+
+Test(manifest, rejects_every_truncation)
+{
+	char *doc = valid_doc();
+	size_t len = strlen(doc), last;
+	struct ug_manifest *m;
+
+	/* the last byte is the newline after '}': dropping only that leaves
+	 * the same JSON document, which is (and may be) accepted */
+	cr_assert_eq(doc[len - 1], '\n');
+	cr_assert_eq(doc[len - 2], '}');
+	last = len - 1;
+	for (size_t n = 0; n < last; n++) {
+		struct ug_error err = { "" };
+		char *copy = malloc(n + 1);
+
+		/* a copy of exactly n bytes, so ASan catches any read past it */
+		cr_assert_not_null(copy);
+		memcpy(copy, doc, n);
+		m = NULL;
+		cr_assert_eq(ug_manifest_parse(copy, n, &m, &err), -EBADMSG,
+			     "prefix of %zu bytes: %s", n, err.msg);
+		cr_assert_null(m);
+		cr_assert_neq(err.msg[0], '\0');
+		free(copy);
+	}
+	m = parse_ok(doc, last);
+	ug_manifest_free(m);
+	free(doc);
+}
+
+Test(manifest, rejects_wrong_types)
+{
+	expect_subst_fail("\"size\":8,", "\"size\":\"8\",", -EBADMSG, "files[3].size: expected an integer");
+	expect_subst_fail("\"size\":8,", "\"size\":8.0,", -EBADMSG, "files[3].size: expected an integer");
+	expect_subst_fail("\"size\":8,", "\"size\":null,", -EBADMSG, "files[3].size: expected an integer");
+	expect_subst_fail("\"size\":8,", "\"size\":true,", -EBADMSG, "files[3].size: expected an integer");
+	expect_subst_fail("\"channel\":\"stable\"", "\"channel\":[\"stable\"]", -EBADMSG, "channel: expected a string");
+	expect_subst_fail("\"files\":[", "\"files\":{\"a\":[", -EBADMSG, "not valid JSON");
+	expect_subst_fail("\"removed\":[", "\"removed\":7,\"x\":[", -EBADMSG, "removed: expected an array");
+	expect_subst_fail("\"dirs\":[\n", "\"dirs\":[\n\"bin\",", -EBADMSG, "dirs[0]: expected an object");
+	expect_subst_fail("\"message\":\"", "\"message\":3,\"x\":\"", -EBADMSG, "message: expected a string");
+	expect_subst_fail("\"deltas\":[]", "\"deltas\":null", -EBADMSG, "files[1].deltas: expected an array");
+	expect_subst_fail("\"version\":3", "\"version\":3.5", -EBADMSG, "version: expected an integer");
+}
+
+Test(manifest, rejects_document_over_limit_before_reading_it)
+{
+	char small[] = "{}";
+
+	/* the length is checked before a byte is read, so a short buffer with
+	 * a huge claimed length is safe here */
+	expect_parse_fail_len(small, (size_t)UG_MANIFEST_MAX + 1, -E2BIG, "more than the limit of 268435456");
+	expect_parse_fail_len(small, SIZE_MAX, -E2BIG, "limit");
+}
+
+Test(manifest, rejects_nul_bytes)
+{
+	char *doc = valid_doc();
+	char *p = strstr(doc, "release 3");
+	size_t len = strlen(doc);
+
+	expect_subst_fail("release 3", "rel\\u0000ease 3", -EBADMSG, "not valid JSON");
+	expect_subst_fail("\"path\":\"readme\"", "\"path\":\"read\\u0000me\"", -EBADMSG, "not valid JSON");
+	/* a raw NUL byte inside a string, the buffer length covering it */
+	cr_assert_not_null(p);
+	p[3] = '\0';
+	expect_parse_fail_len(doc, len, -EBADMSG, "not valid JSON");
+	free(doc);
+}
+
+Test(manifest, survives_deep_nesting)
+{
+	size_t depth = 100000, n = 0;
+	char *doc = malloc(2 * depth + 64);
+
+	cr_assert_not_null(doc);
+	n += (size_t)snprintf(doc, 64, "{\"format\":1,\"x\":");
+	memset(doc + n, '[', depth);
+	n += depth;
+	memset(doc + n, ']', depth);
+	n += depth;
+	doc[n++] = '}';
+	doc[n] = '\0';
+	expect_parse_fail(doc, -EBADMSG, "not valid JSON");
+	free(doc);
+}
+
+/* Random damage to a valid document: any result but a crash or an
+ * unexpected errno is fine (most damage is caught, some is harmless). */
+Test(manifest, survives_random_corruption)
+{
+	char *doc = valid_doc();
+	size_t len = strlen(doc);
+	uint32_t seed = 12345;
+	unsigned rejected = 0;
+
+	for (int iter = 0; iter < 3000; iter++) {
+		char *copy = malloc(len);
+		struct ug_manifest *m = NULL;
+		struct ug_error err = { "" };
+		int r;
+
+		cr_assert_not_null(copy);
+		memcpy(copy, doc, len);
+		for (int k = 0; k < 1 + iter % 4; k++) {
+			seed = seed * 1103515245u + 12345u;
+			copy[(seed >> 8) % len] = (char)(seed >> 24);
+		}
+		r = ug_manifest_parse(copy, len, &m, &err);
+		cr_assert(r == 0 || r == -EBADMSG || r == -E2BIG, "iteration %d: %d %s", iter, r, err.msg);
+		if (r == 0) {
+			cr_assert_eq(ug_manifest_validate(m, NULL), 0);
+			ug_manifest_free(m);
+		} else {
+			rejected++;
+		}
+		free(copy);
+	}
+	cr_assert_gt(rejected, 2000, "most damage must be caught");
+	free(doc);
+}
+
+/* Hostile documents kept as files, with the error each must earn. */
+Test(manifest, rejects_hostile_fixtures)
+{
+	static const struct {
+		const char *file;
+		int rc;
+		const char *msg;
+	} cases[] = {
+		{ "bad-format-2.json", -EBADMSG, "unsupported manifest format 2 (this upgrid reads format 1)" },
+		{ "bad-traversal.json", -EBADMSG, "files[1]: path 'etc/../../root/.ssh/authorized_keys' contains '..'" },
+		{ "bad-absolute.json", -EBADMSG, "files[0]: path '/etc/shadow' is absolute" },
+		{ "bad-duplicate-key.json", -EBADMSG, "duplicate object key" },
+		{ "bad-duplicate-path.json", -EBADMSG, "files[1]: duplicate path 'bin/app'" },
+		{ "bad-missing-parent.json", -EBADMSG, "files[0]: parent directory 'usr/bin'" },
+		{ "bad-nul-in-path.json", -EBADMSG, "not valid JSON" },
+		{ "bad-huge-size.json", -E2BIG, "files[0].size" },
+		{ "bad-float-size.json", -EBADMSG, "files[0].size: expected an integer" },
+		{ "bad-bundle-target.json", -EBADMSG, "bundles[0].targets[0]" },
+		{ "bad-truncated.json", -EBADMSG, "not valid JSON" },
+	};
+	char *ok;
+	size_t oklen;
+
+	/* the fixtures are this document with one defect each */
+	cr_assert_eq(ug_file_read(AT_FDCWD, DATA "ok-minimal.json", 1u << 20, &ok, &oklen), 0);
+	ug_manifest_free(parse_ok(ok, oklen));
+	free(ok);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[512], *doc;
+		size_t len;
+		int r;
+
+		snprintf(path, sizeof(path), DATA "%s", cases[i].file);
+		r = ug_file_read(AT_FDCWD, path, 1u << 20, &doc, &len);
+		cr_assert_eq(r, 0, "read '%s': %s", path, strerror(-r));
+		expect_parse_fail_len(doc, len, cases[i].rc, cases[i].msg);
+		free(doc);
+	}
+}
+
+/* The applier splits a bundle's output by target sizes: a size that does
+ * not match the file would misplace every byte after it. */
+Test(manifest, bundle_target_size_must_match_file)
+{
+	struct ug_manifest *m = ug_manifest_new();
+	struct ug_mfile *f;
+	struct ug_mbundle *b;
+	struct ug_error e = { "" };
+
+	cr_assert_not_null(m);
+	m->format = UG_MANIFEST_FORMAT;
+	m->channel = strdup("stable");
+	m->version = 2;
+	m->parent = 1;
+	m->created = 1700000000;
+	m->expires = 1800000000;
+	f = ug_manifest_add_file(m);
+	f->path = strdup("app");
+	f->mode = 0644;
+	f->size = 10;
+	memset(f->hash.b, 0x11, sizeof(f->hash.b));
+	b = ug_manifest_add_bundle(m);
+	b->from = 1;
+	b->ntargets = 1;
+	b->targets = calloc(1, sizeof(*b->targets));
+	b->target_sizes = calloc(1, sizeof(*b->target_sizes));
+	b->targets[0] = f->hash;
+	b->target_sizes[0] = 10;
+	cr_assert_eq(ug_manifest_validate(m, &e), 0, "%s", e.msg);
+	b->target_sizes[0] = 11;
+	cr_assert_eq(ug_manifest_validate(m, &e), -EBADMSG);
+	cr_assert(strstr(e.msg, "bundles[0].targets[0].size") != NULL, "%s", e.msg);
+	ug_manifest_free(m);
+}
