@@ -38,15 +38,52 @@ void ug_store_config_default(struct ug_store_config *c)
 
 /* ---------------------------------------------------------------- config */
 
+/* Feeds inih one line at a time and counts them. Debian's inih is built
+ * without INI_HANDLER_LINENO, and inih only returns the line of its first
+ * error, which may be an earlier syntax error than the handler's: the
+ * count tells the handler its own line. inih also splits a line longer
+ * than its buffer and parses the pieces as lines (a long comment could
+ * hide a setting), so such a line ends the input and is reported. */
+struct config_reader {
+	const char *p;
+	size_t left;
+	int line;
+	int line_max;		/* bytes, '\n' excluded */
+	bool too_long;
+};
+
+static char *config_read_line(char *str, int num, void *stream)
+{
+	struct config_reader *cr = stream;
+	const char *nl;
+	size_t n;
+
+	if (cr->left == 0 || cr->too_long || num < 2)
+		return NULL;
+	nl = memchr(cr->p, '\n', cr->left);
+	n = nl ? (size_t)(nl - cr->p) + 1 : cr->left;
+	cr->line++;
+	if (n > (size_t)num - 1) {
+		cr->line_max = num - 2;
+		cr->too_long = true;
+		return NULL;
+	}
+	memcpy(str, cr->p, n);
+	str[n] = '\0';
+	cr->p += n;
+	cr->left -= n;
+	return str;
+}
+
 struct config_parse {
 	struct ug_store_config *cfg;
 	struct ug_error *err;
+	const struct config_reader *rd;
 	int rc;
+	int line;		/* of the handler's error */
 	bool have_format;
 };
 
-/* Debian's inih is built without INI_HANDLER_LINENO; returning 0 from the
- * handler makes ini_parse_string return the line number instead. */
 static int config_handler(void *user, const char *section, const char *name,
 			  const char *value)
 {
@@ -56,6 +93,11 @@ static int config_handler(void *user, const char *section, const char *name,
 
 	if (cp->rc < 0)
 		return 0;
+	cp->line = cp->rd->line;
+	if (section[0] == '\0') {
+		cp->rc = ug_error_set(cp->err, -EINVAL, "'%s' is outside the [repo] section", name);
+		return 0;
+	}
 	if (strcmp(section, "repo") != 0) {
 		cp->rc = ug_error_set(cp->err, -EINVAL, "unknown section [%s]", section);
 		return 0;
@@ -108,7 +150,8 @@ static int config_handler(void *user, const char *section, const char *name,
 
 static int config_load(int dirfd, struct ug_store_config *cfg, struct ug_error *err)
 {
-	struct config_parse cp = { .cfg = cfg, .err = err };
+	struct config_reader rd = { 0 };
+	struct config_parse cp = { .cfg = cfg, .err = err, .rd = &rd };
 	char *text = NULL;
 	size_t len;
 	int r;
@@ -121,18 +164,26 @@ static int config_load(int dirfd, struct ug_store_config *cfg, struct ug_error *
 		free(text);
 		return ug_error_set(err, -EBADMSG, "'config' contains a NUL byte");
 	}
-	r = ini_parse_string(text, config_handler, &cp);
+	rd.p = text;
+	rd.left = len;
+	r = ini_parse_stream(config_read_line, &rd, config_handler, &cp);
 	free(text);
-	if (cp.rc < 0) {
+	if (r < 0)
+		return ug_error_set(err, -ENOMEM, "cannot parse 'config': out of memory");
+	/* report the first error in the file */
+	if (cp.rc < 0 && (r == 0 || cp.line <= r)) {
 		char msg[sizeof(err->msg)];
 		if (err) {
 			snprintf(msg, sizeof(msg), "%s", err->msg);
-			ug_error_set(err, cp.rc, "line %d: %s", r, msg);
+			ug_error_set(err, cp.rc, "line %d: %s", cp.line, msg);
 		}
 		return cp.rc;
 	}
 	if (r != 0)
 		return ug_error_set(err, -EINVAL, "line %d: syntax error", r);
+	if (rd.too_long)
+		return ug_error_set(err, -EINVAL, "line %d: longer than %d bytes",
+				    rd.line, rd.line_max);
 	if (!cp.have_format)
 		return ug_error_set(err, -EINVAL, "'config' has no 'format' setting: not an upgrid repo?");
 	return 0;
@@ -160,7 +211,7 @@ int ug_store_create(const char *path, struct ug_error *err)
 	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return ug_error_set(err, -errno, "cannot open '%s': %s", path, strerror(errno));
-	d = fdopendir(dup(dirfd));
+	d = fdopendir(fcntl(dirfd, F_DUPFD_CLOEXEC, 0));
 	if (!d) {
 		r = ug_error_set(err, -errno, "cannot list '%s': %s", path, strerror(errno));
 		goto out;
@@ -208,8 +259,8 @@ int ug_store_open(const char *path, struct ug_store **ret, struct ug_error *err)
 	s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		r = -errno;
-		ug_error_set(err, r, "cannot open repo '%s': %s%s", path, strerror(errno),
-			     errno == ENOENT ? " (create it with 'upgrid init')" : "");
+		ug_error_set(err, r, "cannot open repo '%s': %s%s", path, strerror(-r),
+			     r == -ENOENT ? " (create it with 'upgrid init')" : "");
 		ug_store_free(s);
 		return r;
 	}
@@ -577,11 +628,13 @@ static int object_decode(struct ug_store *s, const struct ug_hash *h, int out_fd
 	if (fd < 0)
 		return ug_error_set(err, fd, "%s", fd == -ENOENT ? "missing" : strerror(-fd));
 	r = ug_read_exact(fd, header, sizeof(header));
-	if (r == 0)
-		r = header_decode(header, &want_size, &want_x);
 	if (r < 0) {
-		ug_error_set(err, -EBADMSG, "bad object header");
-		r = -EBADMSG;
+		r = ug_error_set(err, r, "%s", r == -EBADMSG ? "truncated object header" : strerror(-r));
+		goto out;
+	}
+	r = header_decode(header, &want_size, &want_x);
+	if (r < 0) {
+		r = ug_error_set(err, -EBADMSG, "bad object header (magic, format or size)");
 		goto out;
 	}
 	r = ug_hasher_init(&hs);
@@ -601,7 +654,7 @@ static int object_decode(struct ug_store *s, const struct ug_hash *h, int out_fd
 		ZSTD_inBuffer ib;
 
 		if (n < 0) {
-			r = (int)n;
+			r = ug_error_set(err, (int)n, "read error: %s", strerror((int)-n));
 			goto out;
 		}
 		if (n == 0)
@@ -816,7 +869,7 @@ int ug_store_list(struct ug_store *s, enum ug_store_kind kind, struct ug_hash **
 			continue;
 		}
 		while ((se = readdir(sd)) != NULL) {
-			char hex[UG_HASH_HEX_LEN + 1];
+			char hex[UG_HASH_HEX_LEN + 1], canon[UG_HASH_HEX_LEN + 1];
 			struct ug_hash h;
 
 			if (strlen(se->d_name) != UG_HASH_HEX_LEN - 2)
@@ -825,6 +878,11 @@ int ug_store_list(struct ug_store *s, enum ug_store_kind kind, struct ug_hash **
 			memcpy(hex + 2, se->d_name, UG_HASH_HEX_LEN - 2);
 			hex[UG_HASH_HEX_LEN] = '\0';
 			if (ug_hash_from_hex(hex, &h) < 0)
+				continue;
+			/* upper-case hex decodes too, but objects are looked up
+			 * by their lower-case name: such a file is never used */
+			ug_hash_hex(&h, canon);
+			if (strcmp(canon, hex) != 0)
 				continue;
 			if (n == alloc) {
 				size_t na = alloc ? alloc * 2 : 256;
@@ -991,7 +1049,9 @@ int ug_store_versions(struct ug_store *s, const char *channel, uint64_t **ret, s
 			continue;
 		memcpy(num, de->d_name, (size_t)(dot - de->d_name));
 		num[dot - de->d_name] = '\0';
-		if (ug_parse_u64(num, UINT64_MAX, &ver) < 0)
+		/* "01.json" would list version 1 twice and "0.json" a version no
+		 * ref may name: only the names manifest_put writes count */
+		if (ug_parse_u64(num, UINT64_MAX, &ver) < 0 || ver == 0 || num[0] == '0')
 			continue;
 		if (n == alloc) {
 			size_t na = alloc ? alloc * 2 : 64;
@@ -1092,11 +1152,14 @@ int ug_store_ref_read(struct ug_store *s, const char *channel, uint64_t *ret_ver
 		return r;
 	snprintf(path, sizeof(path), "refs/%s", channel);
 	r = ug_file_read(s->dirfd, path, 64, &text, &len);
+	if (r == -E2BIG)
+		return -EBADMSG;
 	if (r < 0)
 		return r;
 	if (len > 0 && text[len - 1] == '\n')
-		text[len - 1] = '\0';
-	r = ug_parse_u64(text, UINT64_MAX, &v);
+		text[--len] = '\0';
+	/* "5\0junk" must not read as 5 */
+	r = strlen(text) == len ? ug_parse_u64(text, UINT64_MAX, &v) : -EBADMSG;
 	free(text);
 	if (r < 0 || v == 0)
 		return -EBADMSG;

@@ -1,1 +1,191 @@
+#!/bin/sh
+# t003-docs: the man pages render without a single groff warning, and
+# upgrid(1) documents every command and every option that --help lists
+# (and nothing that --help does not), each in its own place: global
+# options under GLOBAL OPTIONS, a command's options as .TP items in its
+# ".SS COMMAND" subsection of COMMANDS.
+#
+# Run by 'make check' with UG_SRCDIR and UG_BUILDDIR set. groff missing is
+# a skip (77), or a failure when UG_TEST_NO_SKIP is set (CI).
+set -eu
+
+: "${UG_SRCDIR:?UG_SRCDIR must name the source directory}"
+: "${UG_BUILDDIR:?UG_BUILDDIR must name the build directory}"
+
+man_dir=$UG_SRCDIR/man
+page=$man_dir/upgrid.1
+upgrid=$UG_BUILDDIR/upgrid
+fail=0
+
+problem() {
+	printf 't003-docs: %s\n' "$*"
+	fail=1
+}
+
+if ! command -v groff >/dev/null 2>&1; then
+	if [ -n "${UG_TEST_NO_SKIP:-}" ]; then
+		echo "t003-docs: groff is not installed (install groff-base)"
+		exit 1
+	fi
+	echo "t003-docs: SKIP: groff is not installed"
+	exit 77
+fi
+if [ ! -x "$upgrid" ]; then
+	echo "t003-docs: '$upgrid' is missing; build it first (make upgrid)"
+	exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/t003-docs.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM
+
+# ---------------------------------------------------------------- 1. render
+# The terminal device is what man(1) uses; the PostScript one (if the full
+# groff is installed) also checks fonts, which -Tutf8 does not.
+devices=utf8
+if groff -Tps -z </dev/null >/dev/null 2>&1; then
+	devices="ps utf8"
+fi
+npages=0
+for p in "$man_dir"/*.[1-8]; do
+	[ -f "$p" ] || continue
+	npages=$((npages + 1))
+	name=$(basename "$p")
+	: >"$tmp/groff.out"
+	for dev in $devices; do
+		rc=0
+		groff -ww -z -man -T"$dev" "$p" >>"$tmp/groff.out" 2>&1 || rc=$?
+		[ "$rc" -eq 0 ] || problem "$name: groff -T$dev exited with status $rc"
+	done
+	sort -u "$tmp/groff.out" >"$tmp/groff.sorted"
+	mv "$tmp/groff.sorted" "$tmp/groff.out"
+	if [ -s "$tmp/groff.out" ]; then
+		problem "$name: groff warnings:"
+		sed 's/^/    /' "$tmp/groff.out"
+	fi
+	# .TH names the page as its file does (catches a leftover placeholder)
+	want=$(printf '%s %s' "${name%.*}" "${name##*.}" | tr '[:lower:]' '[:upper:]')
+	got=$(sed -e 's/\\-/-/g' "$p" | awk '$1 == ".TH" { t = $2; s = $3; gsub(/"/, "", t);
+		gsub(/"/, "", s); print toupper(t) " " s; exit }')
+	[ "$got" = "$want" ] || problem "$name: '.TH' says '$got', expected '$want'"
+	for sh in NAME DESCRIPTION "SEE ALSO"; do
+		grep -qE "^\\.SH \"?$sh\"?\$" "$p" || problem "$name: no '.SH $sh' section"
+	done
+done
+[ "$npages" -ge 5 ] || problem "expected at least 5 man pages in '$man_dir', found $npages"
+[ -f "$page" ] || { problem "'$page' is missing"; exit 1; }
+
+# ---------------------------------------------------------------- helpers
+# The man source with escapes removed: '\-' is '-', font changes and
+# zero-width escapes vanish, so options read as on the command line.
+sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' -e 's/\\f(..//g' -e 's/\\f\[[^]]*\]//g' \
+	-e 's/\\&//g' -e 's/\\%//g' "$page" >"$tmp/page"
+
+# section_of TITLE [SUBSECTION]: the lines of ".SH TITLE" (up to the next
+# .SH), or of its ".SS SUBSECTION" (up to the next .SS or .SH).
+section_of() {
+	awk -v sh="$1" -v ss="${2:-}" '
+		/^\.SH / { t = substr($0, 5); gsub(/"/, "", t); insh = (t == sh); inss = 0; next }
+		insh && /^\.SS / { t = substr($0, 5); gsub(/"/, "", t); split(t, w, " "); inss = (w[1] == ss); next }
+		insh && (ss == "" || inss) { print }
+	' "$tmp/page"
+}
+
+# The tag lines of .TP items: the line right after each .TP.
+tags_of() {
+	awk 'prev ~ /^\.TP/ { print } { prev = $0 }'
+}
+
+# Options named in option-spec lines of --help output ("  -c, --channel X
+# description"): the spec is what comes before the first double space.
+help_options() {
+	sed -n 's/^ \{1,\}\(-[^ ].*\)$/\1/p' | sed 's/  .*//' |
+		grep -oE -- '--?[A-Za-z0-9][A-Za-z0-9-]*' || true
+}
+
+# Options named by option tags (.B/.BR/.BI lines starting with '-').
+tag_options() {
+	grep -E '^\.(B|BR|BI|IR|RB) +-' | sed 's/^\.[A-Z]* *//' |
+		grep -oE -- '(^|[ ",])--?[A-Za-z0-9][A-Za-z0-9-]*' |
+		sed 's/^[ ",]*//' || true
+}
+
+has_word() { # has_word FILE WORD: WORD appears not glued to [A-Za-z0-9-]
+	grep -qE -- "(^|[^A-Za-z0-9-])$2([^A-Za-z0-9-]|\$)" "$1"
+}
+
+# check_options WHERE HELPFILE TEXTFILE: both directions.
+check_options() {
+	help_options <"$2" | sort -u >"$tmp/want"
+	tags_of <"$3" >"$tmp/tags"
+	if [ ! -s "$tmp/want" ]; then
+		problem "$1: '--help' lists no options (could not parse it)"
+	fi
+	while IFS= read -r opt; do
+		has_word "$tmp/tags" "$opt" ||
+			problem "$1: option '$opt' is in --help but not documented (.TP item) in upgrid.1"
+	done <"$tmp/want"
+	tag_options <"$tmp/tags" | sort -u >"$tmp/have"
+	while IFS= read -r opt; do
+		grep -qxF -- "$opt" "$tmp/want" ||
+			problem "$1: upgrid.1 documents option '$opt', which --help does not list"
+	done <"$tmp/have"
+}
+
+# ---------------------------------------------------------------- 2. global options
+"$upgrid" --help >"$tmp/help" 2>&1 || problem "'upgrid --help' failed"
+sed -n '/^Global options:/,/^Commands:/p' "$tmp/help" >"$tmp/help.global"
+section_of "GLOBAL OPTIONS" >"$tmp/sec.global"
+if [ ! -s "$tmp/sec.global" ]; then
+	problem "upgrid.1 has no '.SH GLOBAL OPTIONS' section"
+else
+	check_options "global options" "$tmp/help.global" "$tmp/sec.global"
+fi
+
+# ---------------------------------------------------------------- 3. commands
+sed -n '/^Commands:/,$p' "$tmp/help" | sed -n 's/^  \([a-z][a-z0-9-]*\) .*/\1/p' >"$tmp/commands"
+[ -s "$tmp/commands" ] || problem "'upgrid --help' lists no commands (could not parse it)"
+section_of "SYNOPSIS" >"$tmp/sec.synopsis"
+while IFS= read -r cmd; do
+	grep -qE "upgrid $cmd([^a-z-]|\$)" "$tmp/sec.synopsis" ||
+		problem "command '$cmd' is missing from the SYNOPSIS of upgrid.1"
+	section_of "COMMANDS" "$cmd" >"$tmp/sec.cmd"
+	if [ ! -s "$tmp/sec.cmd" ]; then
+		problem "command '$cmd' has no '.SS $cmd' subsection under COMMANDS in upgrid.1"
+		continue
+	fi
+	rc=0
+	"$upgrid" "$cmd" --help >"$tmp/help.cmd" 2>&1 || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		problem "'upgrid $cmd --help' exited with status $rc"
+		continue
+	fi
+	check_options "upgrid $cmd" "$tmp/help.cmd" "$tmp/sec.cmd"
+done <"$tmp/commands"
+
+# and no subsection for a command that does not exist
+awk '/^\.SH / { t = substr($0, 5); gsub(/"/, "", t); insh = (t == "COMMANDS"); next }
+	insh && /^\.SS / { t = substr($0, 5); gsub(/"/, "", t); split(t, w, " "); print w[1] }' \
+	"$tmp/page" >"$tmp/documented"
+while IFS= read -r cmd; do
+	grep -qxF -- "$cmd" "$tmp/commands" ||
+		problem "upgrid.1 documents command '$cmd', which 'upgrid --help' does not list"
+done <"$tmp/documented"
+
+# ---------------------------------------------------------------- 4. exit codes
+# every UG_EXIT_* value in cli.h has an entry in EXIT STATUS
+section_of "EXIT STATUS" >"$tmp/sec.exit"
+sed -n 's/^#define UG_EXIT_[A-Z]* *\([0-9][0-9]*\).*/\1/p' "$UG_SRCDIR/src/cli.h" | sort -u >"$tmp/codes"
+[ -s "$tmp/codes" ] || problem "no UG_EXIT_* codes found in src/cli.h"
+tags_of <"$tmp/sec.exit" | sed -n 's/^\.B *\([0-9][0-9]*\)$/\1/p' >"$tmp/codes.doc"
+while IFS= read -r code; do
+	grep -qxF -- "$code" "$tmp/codes.doc" ||
+		problem "exit status $code (src/cli.h) is not documented under EXIT STATUS in upgrid.1"
+done <"$tmp/codes"
+
+if [ "$fail" -ne 0 ]; then
+	echo "t003-docs: FAIL"
+	exit 1
+fi
+echo "t003-docs: ok ($npages pages)"
 exit 0
