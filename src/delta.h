@@ -33,6 +33,9 @@
 /* Hard ceiling on what an applier accepts (zstd's windowLog 31). */
 #define UG_DELTA_WINDOW_MAX (2ull << 30)
 #define UG_RSYNC_SIG_MAX (256ull << 20)
+/* Memory an rsync-zstd applier needs whatever the file size: the zstd
+ * decoder window (2^23) plus librsync and I/O buffers, rounded up. */
+#define UG_RSYNC_APPLY_MEMORY (16ull << 20)
 
 struct ug_delta_params {
 	int level;        /* zstd compression level (1..22) */
@@ -41,17 +44,25 @@ struct ug_delta_params {
 };
 
 void ug_delta_params_default(struct ug_delta_params *p);
+/* Every function taking params accepts p == NULL for the defaults; every
+ * ret_size / ret_memory may be NULL. */
 
 /* Prefix delta base_fd -> target_fd into out_fd. Returns -EFBIG when
  * base size + target size exceed p->window (the caller then uses librsync).
  * ret_size: bytes written. ret_memory: an upper bound of the memory an
- * applier needs (base + decoder window), stated in the manifest. */
+ * applier needs (base + decoder window), stated in the manifest: base size
+ * + 2^windowLog, the window being the smallest power of two >= base +
+ * target (>= 1 KiB). Pass it as max_memory to the apply function. */
 int ug_delta_zstd_create(int base_fd, int target_fd, int out_fd,
 			 const struct ug_delta_params *p, uint64_t *ret_size,
 			 uint64_t *ret_memory);
 /* Apply: writes exactly expect_size bytes to out_fd or fails with -EBADMSG
- * (too much or too little output, corrupt frame). -E2BIG when the frame
- * needs more than max_memory. */
+ * (too much or too little output, corrupt frame, wrong base: zstd's content
+ * checksum is always on; bytes after the frame). -E2BIG when the frame
+ * needs more than max_memory, which counts the base plus the decoder window
+ * (zstd's own fixed ~0.5 MiB of context and block buffers is not counted).
+ * On failure out_fd may hold partial output, never more than expect_size
+ * bytes: write to a temporary file. */
 int ug_delta_zstd_apply(int base_fd, int delta_fd, int out_fd,
 			uint64_t expect_size, uint64_t max_memory);
 
@@ -62,7 +73,8 @@ int ug_delta_bundle_create(const int *base_fds, size_t nbases,
 			   const int *target_fds, size_t ntargets, int out_fd,
 			   const struct ug_delta_params *p, uint64_t *ret_size,
 			   uint64_t *ret_memory);
-/* Apply: output is split into out_fds[i], exactly out_sizes[i] bytes each. */
+/* Apply: output is split into out_fds[i], exactly out_sizes[i] bytes each
+ * (errors as for ug_delta_zstd_apply, max_memory counting all bases). */
 int ug_delta_bundle_apply(const int *base_fds, size_t nbases, int delta_fd,
 			  const int *out_fds, const uint64_t *out_sizes,
 			  size_t nouts, uint64_t max_memory);
@@ -82,12 +94,19 @@ int ug_delta_rsync_create(int base_fd, int target_fd, int out_fd,
 			  const struct ug_delta_params *p, uint64_t *ret_size);
 /* Apply a zstd-compressed librsync delta to base_fd (read with pread, so
  * it must be a regular file). Writes exactly expect_size bytes or fails
- * with -EBADMSG. */
+ * with -EBADMSG. The zstd window is capped at 8 MiB (what the create
+ * functions use), -E2BIG above. librsync has no end-to-end checksum: the
+ * wrong base of a plausible size gives wrong content of the right size, so
+ * the caller must verify the output's hash. */
 int ug_delta_rsync_apply(int base_fd, int delta_fd, int out_fd,
 			 uint64_t expect_size);
 
 /* Plain zstd (no prefix) of an in-memory buffer / back; used for manifests
- * and small documents. ug_zstd_decompress_buf refuses output over max. */
+ * and small documents. ug_zstd_decompress_buf refuses output over max
+ * (-E2BIG; the output buffer never grows past max + 1 bytes, even for a
+ * frame that lies about its size) and a corrupt or truncated frame, a wrong
+ * prefix or bytes after the frame (-EBADMSG). Its *ret is NUL-terminated
+ * (not counted in *ret_len) and owned by the caller. */
 int ug_zstd_compress_buf(const void *src, size_t len, int level,
 			 const void *prefix, size_t prefix_len,
 			 uint8_t **ret, size_t *ret_len);
