@@ -69,8 +69,9 @@ int ug_cli_exit_code(int rc)
 	case -E2BIG:
 		return UG_EXIT_CORRUPT;
 	case -EKEYREJECTED:
-	case -EACCES:
 		return UG_EXIT_SIGNATURE;
+	case -EPROTONOSUPPORT:
+		return UG_EXIT_USAGE;
 	case -ENOENT:
 		return UG_EXIT_NOTFOUND;
 	case -EWOULDBLOCK:
@@ -133,10 +134,10 @@ int ug_cli_repo_pubkey(struct ug_store *s, const char *override, struct ug_pubke
 
 int ug_cli_resolve_version(struct ug_store *s, const char *channel, const char *spec, uint64_t *ret)
 {
-	uint64_t v;
+	uint64_t v, latest;
 	int r;
 
-	if (!spec || strcmp(spec, "latest") == 0 || strcmp(spec, "@") == 0) {
+	if (!spec || strcmp(spec, "latest") == 0) {
 		r = ug_store_ref_read(s, channel, &v);
 		if (r == -ENOENT)
 			ug_cli_err("channel '%s' has no versions yet in '%s'; publish one with 'upgrid publish'",
@@ -150,8 +151,15 @@ int ug_cli_resolve_version(struct ug_store *s, const char *channel, const char *
 	}
 	r = ug_parse_u64(spec, UINT64_MAX, &v);
 	if (r < 0 || v == 0) {
-		ug_cli_err("'%s' is not a version: expected a number, 'latest' or '@'", spec);
+		ug_cli_err("'%s' is not a version: expected a number or 'latest'", spec);
 		return -EINVAL;
+	}
+	/* a manifest above the ref is left from an interrupted publish: it
+	 * was never published */
+	if (ug_store_ref_read(s, channel, &latest) == 0 && v > latest) {
+		ug_cli_err("version %" PRIu64 " does not exist in channel '%s' of '%s' (latest is %" PRIu64 ")",
+			   v, channel, s->path, latest);
+		return -ENOENT;
 	}
 	*ret = v;
 	return 0;
@@ -183,7 +191,7 @@ int ug_cli_load_manifest(struct ug_store *s, const struct ug_pubkey *pk, const c
 		ug_cli_err("manifest %s/%" PRIu64 " failed signature check: %s; run 'upgrid verify'",
 			   channel, version, e.msg);
 		free(json);
-		return r;
+		return -EKEYREJECTED; /* malformed or wrong: either way, not trusted */
 	}
 	r = ug_manifest_parse(json, jl, ret_m, &e);
 	if (r < 0) {
@@ -209,10 +217,13 @@ int ug_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s %s: ", ug_cli.prog, cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '%s %s --help'.\n", ug_cli.prog, cmd);
+	if (fmt) {
+		fprintf(stderr, "%s %s: ", ug_cli.prog, cmd);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputc('\n', stderr);
+	}
+	fprintf(stderr, "Try '%s %s --help'.\n", ug_cli.prog, cmd);
 	return UG_EXIT_USAGE;
 }

@@ -14,7 +14,7 @@
 #define UG_EXIT_USAGE     2  /* bad command line or configuration */
 #define UG_EXIT_CORRUPT   3  /* verify found problems / corrupt input */
 #define UG_EXIT_SIGNATURE 4  /* bad or missing signature, wrong key */
-#define UG_EXIT_NOTFOUND  5  /* repo, version or channel does not exist */
+#define UG_EXIT_NOTFOUND  5  /* repo, version, channel, key file or tree does not exist */
 #define UG_EXIT_LOCKED    6  /* another writer holds the repo lock */
 #define UG_EXIT_UNCHANGED 0  /* publish: tree identical (reported, not an error) */
 
@@ -53,8 +53,9 @@ bool ug_cli_is_help(const char *arg);
 /* Print "upgrid CMD: message / Try 'upgrid CMD --help'." and return 2. */
 int ug_cli_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* fmt may be NULL when getopt already printed the problem. */
 
-/* Resolve "latest", "N" or "@" in channel to a version number. */
+/* Resolve "latest" or "N" in channel to a published version number. */
 int ug_cli_resolve_version(struct ug_store *s, const char *channel,
 			   const char *spec, uint64_t *ret);
 

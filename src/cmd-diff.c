@@ -112,7 +112,7 @@ int cmd_diff(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return UG_EXIT_OK;
 		default:
-			return ug_cli_usage_error("diff", "unknown option");
+			return ug_cli_usage_error("diff", NULL);
 		}
 	}
 	if (argc - optind != 2)

@@ -30,7 +30,7 @@ int cmd_init(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return UG_EXIT_OK;
 		}
-		return ug_cli_usage_error("init", "unknown option");
+		return ug_cli_usage_error("init", NULL);
 	}
 	if (argc - optind > 1)
 		return ug_cli_usage_error("init", "too many arguments");

@@ -53,7 +53,7 @@ int cmd_keygen(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return UG_EXIT_OK;
 		default:
-			return ug_cli_usage_error("keygen", "unknown option");
+			return ug_cli_usage_error("keygen", NULL);
 		}
 	}
 	if (optind < argc)

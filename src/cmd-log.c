@@ -62,7 +62,7 @@ int cmd_log(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return UG_EXIT_OK;
 		default:
-			return ug_cli_usage_error("log", "unknown option");
+			return ug_cli_usage_error("log", NULL);
 		}
 	}
 	if (optind < argc)

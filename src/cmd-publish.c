@@ -147,7 +147,7 @@ int cmd_publish(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return UG_EXIT_OK;
 		default:
-			return ug_cli_usage_error("publish", "unknown option");
+			return ug_cli_usage_error("publish", NULL);
 		}
 	}
 	if (argc - optind != 1)
@@ -160,7 +160,7 @@ int cmd_publish(int argc, char **argv)
 	if (r < 0) {
 		ug_cli_err("cannot load signing key: %s%s", e.msg,
 			   r == -ENOENT ? " (make one with 'upgrid keygen -f FILE')" : "");
-		return ug_cli_exit_code(r);
+		return r == -EACCES ? UG_EXIT_USAGE : ug_cli_exit_code(r);
 	}
 	o.key = &key;
 	r = ug_cli_open_repo(&s);

@@ -96,7 +96,7 @@ int cmd_show(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return UG_EXIT_OK;
 		default:
-			return ug_cli_usage_error("show", "unknown option");
+			return ug_cli_usage_error("show", NULL);
 		}
 	}
 	if (argc - optind > 1)

@@ -37,6 +37,7 @@ int cmd_verify(int argc, char **argv)
 	struct ug_store *s = NULL;
 	struct ug_pubkey pk;
 	struct ug_verify_stats st = { 0 };
+	bool have_key = true;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -48,7 +49,7 @@ int cmd_verify(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return UG_EXIT_OK;
 		default:
-			return ug_cli_usage_error("verify", "unknown option");
+			return ug_cli_usage_error("verify", NULL);
 		}
 	}
 	if (optind < argc)
@@ -56,12 +57,24 @@ int cmd_verify(int argc, char **argv)
 	r = ug_cli_open_repo(&s);
 	if (r < 0)
 		return ug_cli_exit_code(r);
-	r = ug_cli_repo_pubkey(s, pubfile, &pk);
-	if (r < 0) {
-		ug_store_free(s);
-		return ug_cli_exit_code(r);
+	{
+		char **channels = NULL;
+		size_t nch = 0;
+
+		/* nothing published yet: no manifest to check, so no key needed
+		 * (a nightly verify of a new repo should not fail) */
+		if (!pubfile && ug_store_channels(s, &channels, &nch) == 0 && nch == 0)
+			have_key = false;
+		ug_strv_free(channels, nch);
 	}
-	r = ug_verify_repo(s, &pk, report, NULL, &st);
+	if (have_key) {
+		r = ug_cli_repo_pubkey(s, pubfile, &pk);
+		if (r < 0) {
+			ug_store_free(s);
+			return ug_cli_exit_code(r);
+		}
+	}
+	r = ug_verify_repo(s, have_key ? &pk : NULL, report, NULL, &st);
 	if (r < 0 && r != -EBADMSG) {
 		ug_cli_err("verify of '%s' could not run: %s", s->path, strerror(-r));
 		ug_store_free(s);

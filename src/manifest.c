@@ -345,6 +345,9 @@ static int validate_file(const struct ug_manifest *m, size_t i, struct ug_error 
 		return ug_error_set(err, -EBADMSG, "files[%zu]: unknown class %d", i, (int)f->cls);
 	if ((unsigned)f->action >= UG_ACTION__COUNT)
 		return ug_error_set(err, -EBADMSG, "files[%zu]: unknown action %d", i, (int)f->action);
+	/* a listed file is part of the version: deletion is what "removed" says */
+	if (f->action == UG_ACTION_DELETE)
+		return ug_error_set(err, -EBADMSG, "files[%zu]: action 'delete' is not allowed for a file of the version", i);
 	if (f->ndeltas > UG_DELTAS_PER_FILE_MAX)
 		return ug_error_set(err, -E2BIG, "files[%zu].deltas: %zu entries, more than the limit of %u",
 				    i, f->ndeltas, UG_DELTAS_PER_FILE_MAX);

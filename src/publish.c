@@ -324,7 +324,7 @@ static void djob_file(struct delta_ctx *c, struct djob *j)
 			/* prefix mode needs base + target in memory: too big */
 			j->codec = UG_CODEC_RSYNC_ZSTD;
 			r = ug_delta_rsync_create(bfd, tfd, ofd, &c->params, &size);
-			mem = 4u << 20; /* fixed buffers only */
+			mem = UG_RSYNC_APPLY_MEMORY; /* fixed buffers, any file size */
 		}
 	}
 	if (r == 0) {
@@ -445,7 +445,10 @@ static unsigned pool_threads(struct ug_store *s)
 	return s->cfg.threads ? s->cfg.threads : ug_ncpus();
 }
 
-static int trust_key(struct pub *p, struct ug_error *err)
+/* The repo trusts one key: REPO/master.pub. Checked before any work;
+ * written (first publish) only together with the first manifest, so a
+ * failed publish does not tie the repo to a key. */
+static int trust_key(struct pub *p, bool write, struct ug_error *err)
 {
 	char text[256], *have = NULL;
 	size_t len;
@@ -456,8 +459,14 @@ static int trust_key(struct pub *p, struct ug_error *err)
 	r = ug_file_read(p->s->dirfd, "master.pub", 4096, &have, &len);
 	if (r == -ENOENT) {
 		size_t n = strlen(text);
+		if (!write)
+			return 0;
 		text[n] = '\n';
-		return ug_file_write_atomic(p->s->dirfd, "master.pub", text, n + 1, 0644);
+		r = ug_file_write_atomic(p->s->dirfd, "master.pub", text, n + 1, 0644);
+		if (r < 0)
+			return ug_error_set(err, r, "cannot write '%s/master.pub': %s", p->s->path,
+					    strerror(-r));
+		return 0;
 	}
 	if (r < 0)
 		return ug_error_set(err, r, "cannot read '%s/master.pub': %s", p->s->path, strerror(-r));
@@ -489,7 +498,7 @@ static int scan_and_store(struct pub *p, int treefd, struct ug_error *err)
 
 	r = ug_rules_load(treefd, &rules, &e);
 	if (r < 0)
-		return ug_error_set(err, r, "'%s/%s': %s", p->o->tree, UG_RULES_PATH, e.msg);
+		return ug_error_set(err, r, "tree '%s': %s", p->o->tree, e.msg);
 	r = ug_scan_tree(treefd, rules, &scan, scan_warn, (void *)p->o, &e);
 	if (r < 0) {
 		ug_error_set(err, r, "cannot scan '%s': %s", p->o->tree, e.msg);
@@ -965,7 +974,7 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 		return ug_error_set(err, r, "repo '%s' is locked by another publish; try again when it finishes",
 				    s->path);
 	p.pub = o->key->pub;
-	r = trust_key(&p, err);
+	r = trust_key(&p, false, err);
 	if (r < 0)
 		return r;
 	treefd = open(o->tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1016,6 +1025,9 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	if (r < 0)
 		goto out;
 	r = compute_deltas(&p, err);
+	if (r < 0)
+		goto out;
+	r = trust_key(&p, true, err);
 	if (r < 0)
 		goto out;
 	r = write_manifest(&p, err);

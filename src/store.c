@@ -128,7 +128,7 @@ static int config_handler(void *user, const char *section, const char *name,
 		if (r == 0)
 			cp->cfg->window = v;
 	} else if (strcmp(name, "threads") == 0) {
-		r = ug_parse_u64(value, 256, &v);
+		r = ug_parse_u64(value, 64, &v);
 		if (r == 0)
 			cp->cfg->threads = (unsigned)v;
 	} else if (strcmp(name, "expire-days") == 0) {
@@ -326,6 +326,15 @@ static const char *kind_dir(enum ug_store_kind k)
 	return k == UG_STORE_OBJECTS ? "objects" : "deltas";
 }
 
+/* Only a regular file counts: a symlink or directory squatting on an
+ * object's name must not stop the real object from being written. */
+static bool regular_exists(int dirfd, const char *path)
+{
+	struct stat st;
+
+	return fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
 /* Move tmp/NAME to its content-addressed place; if the content already
  * exists there, the new copy is dropped (same bytes by construction). */
 static int publish_tmp(struct ug_store *s, int fd, const char *tmpname,
@@ -342,7 +351,7 @@ static int publish_tmp(struct ug_store *s, int fd, const char *tmpname,
 		close(fd);
 		return r;
 	}
-	if (faccessat(s->dirfd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (regular_exists(s->dirfd, path)) {
 		close(fd);
 		unlinkat(tmpdir, tmpname, 0);
 		close(tmpdir);
@@ -561,7 +570,7 @@ bool ug_store_object_exists(struct ug_store *s, const struct ug_hash *h)
 	char path[128];
 
 	hash_path("objects", h, path, sizeof(path));
-	return faccessat(s->dirfd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	return regular_exists(s->dirfd, path);
 }
 
 static int open_hashed(struct ug_store *s, const char *kind, const struct ug_hash *h)
@@ -1174,6 +1183,8 @@ int ug_store_ref_write(struct ug_store *s, const char *channel, uint64_t version
 
 	if (r < 0)
 		return r;
+	if (version == 0)
+		return -EINVAL; /* versions start at 1; 0 means "none" in manifests */
 	snprintf(path, sizeof(path), "refs/%s", channel);
 	n = snprintf(text, sizeof(text), "%" PRIu64 "\n", version);
 	return ug_file_write_atomic(s->dirfd, path, text, (size_t)n, 0644);

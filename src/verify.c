@@ -193,6 +193,10 @@ static void check_manifest(struct vctx *v, const char *channel, uint64_t ver,
 
 	snprintf(what, sizeof(what), "manifest %s/%" PRIu64, channel, ver);
 	v->st.manifests++;
+	if (!v->pk) {
+		problem(v, what, "cannot be verified: no trusted public key");
+		return;
+	}
 	r = ug_store_manifest_get(v->s, channel, ver, &json, &jl, &sig, &sl);
 	if (r < 0) {
 		problem(v, what, "%s", r == -EKEYREJECTED ? "signature file is missing" : strerror(-r));

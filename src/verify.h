@@ -17,7 +17,9 @@ struct ug_verify_stats {
 	size_t problems;
 };
 
-/* Returns 0 when the repo is sound, -EBADMSG when problems were reported,
+/* pk may be NULL only for a repo with no channel (nothing to verify
+ * against a key); manifests found then are reported as unverifiable.
+ * Returns 0 when the repo is sound, -EBADMSG when problems were reported,
  * other -errno when verify itself could not run. */
 int ug_verify_repo(struct ug_store *s, const struct ug_pubkey *pk,
 		   ug_verify_report_fn report, void *ctx,

@@ -13,6 +13,7 @@ run_ug 2 frobnicate
 expect_in "$T/err" "'frobnicate' is not an upgrid command" "unknown command"
 run_ug 2 publish --no-such-option "$T/tree"
 expect_in "$T/err" "Try 'upgrid publish --help'" "unknown option"
+[ "$(grep -c 'no-such-option' "$T/err")" -eq 1 ] || fail "unknown option reported more than once"
 ok "unknown command and option: exit 2"
 
 run_ug 5 log
@@ -20,6 +21,8 @@ expect_in "$T/err" "upgrid init" "missing repo tells to run init"
 ok "missing repo: exit 5 and a hint"
 
 run_ug 0 init
+run_ug 0 verify
+expect_in "$T/out" "is sound" "verify of an empty repo"
 run_ug 2 init
 expect_in "$T/err" "not empty" "init refuses a non-empty dir"
 ok "init refuses a used directory"
@@ -34,10 +37,10 @@ expect_in "$T/err" "$K" "keygen refuses to overwrite and names the file"
 ok "keygen does not overwrite"
 
 chmod 644 "$K"
-run_ug 4 publish "$T/tree"
+run_ug 2 publish "$T/tree"
 expect_in "$T/err" "too open" "group-readable secret key refused"
 chmod 600 "$K"
-ok "secret key with mode 0644 refused"
+ok "secret key with mode 0644 refused (exit 2: configuration)"
 
 run_ug 2 publish -c "../evil" "$T/tree"
 expect_in "$T/err" "channel" "bad channel name"
@@ -45,6 +48,7 @@ ok "bad channel name: exit 2"
 
 run_ug 5 publish "$T/no-such-tree"
 expect_in "$T/err" "no-such-tree" "missing tree named"
+[ ! -e "$R/master.pub" ] || fail "a failed publish pinned the repo to its key"
 ok "missing tree named"
 
 # a symlink pointing out of the tree is not followed or published

@@ -456,7 +456,7 @@ Test(store, config_out_of_range)
 		"keep-deltas = 17",
 		"level = 0",
 		"level = 23",
-		"threads = 257",
+		"threads = 65",
 		"expire-days = 0",
 		"expire-days = 36501",
 		"keep-deltas = 99999999999999999999999",
@@ -470,10 +470,10 @@ Test(store, config_out_of_range)
 	/* the bounds themselves are accepted */
 	{
 		struct ug_store *s = cfg_ok("[repo]\nformat = 1\nkeep-deltas = 16\nlevel = 22\n"
-					    "threads = 256\nexpire-days = 36500\n");
+					    "threads = 64\nexpire-days = 36500\n");
 		cr_assert_eq(s->cfg.keep_deltas, 16);
 		cr_assert_eq(s->cfg.level, 22);
-		cr_assert_eq(s->cfg.threads, 256);
+		cr_assert_eq(s->cfg.threads, 64);
 		cr_assert_eq(s->cfg.expire_days, 36500);
 		ug_store_free(s);
 	}
