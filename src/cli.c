@@ -227,3 +227,52 @@ int ug_cli_usage_error(const char *cmd, const char *fmt, ...)
 	fprintf(stderr, "Try '%s %s --help'.\n", ug_cli.prog, cmd);
 	return UG_EXIT_USAGE;
 }
+
+void ug_cli_read_init(struct ug_cli_read *ro)
+{
+	memset(ro, 0, sizeof(*ro));
+	ro->channel = UG_DEFAULT_CHANNEL;
+}
+
+bool ug_cli_read_opt(struct ug_cli_read *ro, int c, const char *arg)
+{
+	switch (c) {
+	case 'c':
+		ro->channel = arg;
+		return true;
+	case 'P':
+		ro->pubfile = arg;
+		return true;
+	case 'J':
+		ro->json = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
+int ug_cli_read_open(struct ug_cli_read *ro, const char *cmd)
+{
+	int r;
+
+	if (ug_channel_check(ro->channel, NULL) < 0)
+		return ug_cli_usage_error(cmd, "bad channel name '%s'", ro->channel);
+	r = ug_cli_open_repo(&ro->s);
+	if (r < 0)
+		return ug_cli_exit_code(r);
+	ro->pk = malloc(sizeof(*ro->pk));
+	if (!ro->pk) {
+		ug_cli_err("out of memory");
+		return UG_EXIT_FAILURE;
+	}
+	r = ug_cli_repo_pubkey(ro->s, ro->pubfile, ro->pk);
+	return r < 0 ? ug_cli_exit_code(r) : UG_EXIT_OK;
+}
+
+void ug_cli_read_release(struct ug_cli_read *ro)
+{
+	ug_store_free(ro->s);
+	free(ro->pk);
+	ro->s = NULL;
+	ro->pk = NULL;
+}

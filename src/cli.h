@@ -55,6 +55,27 @@ int ug_cli_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* fmt may be NULL when getopt already printed the problem. */
 
+/* What the commands that read versions (log, show, diff) share: the
+ * -c/--pubkey/--json options and an open repo with its trusted key. */
+struct ug_cli_read {
+	const char *channel;
+	const char *pubfile;
+	bool json;
+	struct ug_store *s;
+	struct ug_pubkey *pk;
+};
+#define UG_CLI_READ_OPTIONS \
+	{ "channel", required_argument, NULL, 'c' }, \
+	{ "pubkey", required_argument, NULL, 'P' }, \
+	{ "json", no_argument, NULL, 'J' }
+void ug_cli_read_init(struct ug_cli_read *ro);
+/* Take getopt's c if it is a shared option; false if it is not. */
+bool ug_cli_read_opt(struct ug_cli_read *ro, int c, const char *arg);
+/* Check the channel, open the repo, load the key; errors are printed.
+ * Returns an exit code (UG_EXIT_OK on success). */
+int ug_cli_read_open(struct ug_cli_read *ro, const char *cmd);
+void ug_cli_read_release(struct ug_cli_read *ro);
+
 /* Resolve "latest" or "N" in channel to a published version number. */
 int ug_cli_resolve_version(struct ug_store *s, const char *channel,
 			   const char *spec, uint64_t *ret);

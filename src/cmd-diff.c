@@ -81,33 +81,22 @@ static int collect(const struct ug_manifest *a, const struct ug_manifest *b,
 int cmd_diff(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "channel", required_argument, NULL, 'c' },
-		{ "pubkey", required_argument, NULL, 'P' },
-		{ "json", no_argument, NULL, 'J' },
+		UG_CLI_READ_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *channel = UG_DEFAULT_CHANNEL, *pubfile = NULL;
-	struct ug_store *s = NULL;
+	struct ug_cli_read ro;
 	struct ug_manifest *a = NULL, *b = NULL;
-	struct ug_pubkey pk;
 	struct change *ch = NULL;
 	size_t n = 0;
 	uint64_t va, vb;
-	bool json = false;
-	int c, r;
+	int c, r, rc;
 
+	ug_cli_read_init(&ro);
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		if (ug_cli_read_opt(&ro, c, optarg))
+			continue;
 		switch (c) {
-		case 'c':
-			channel = optarg;
-			break;
-		case 'P':
-			pubfile = optarg;
-			break;
-		case 'J':
-			json = true;
-			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return UG_EXIT_OK;
@@ -117,25 +106,22 @@ int cmd_diff(int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return ug_cli_usage_error("diff", "expected two versions");
-	if (ug_channel_check(channel, NULL) < 0)
-		return ug_cli_usage_error("diff", "bad channel name '%s'", channel);
-	r = ug_cli_open_repo(&s);
+	rc = ug_cli_read_open(&ro, "diff");
+	if (rc != UG_EXIT_OK)
+		goto out;
+	r = ug_cli_resolve_version(ro.s, ro.channel, argv[optind], &va);
 	if (r == 0)
-		r = ug_cli_resolve_version(s, channel, argv[optind], &va);
+		r = ug_cli_resolve_version(ro.s, ro.channel, argv[optind + 1], &vb);
 	if (r == 0)
-		r = ug_cli_resolve_version(s, channel, argv[optind + 1], &vb);
+		r = ug_cli_load_manifest(ro.s, ro.pk, ro.channel, va, &a, NULL, NULL);
 	if (r == 0)
-		r = ug_cli_repo_pubkey(s, pubfile, &pk);
-	if (r == 0)
-		r = ug_cli_load_manifest(s, &pk, channel, va, &a, NULL, NULL);
-	if (r == 0)
-		r = ug_cli_load_manifest(s, &pk, channel, vb, &b, NULL, NULL);
+		r = ug_cli_load_manifest(ro.s, ro.pk, ro.channel, vb, &b, NULL, NULL);
 	if (r == 0)
 		r = collect(a, b, &ch, &n);
-	if (r == 0 && json) {
+	if (r == 0 && ro.json) {
 		json_t *o = json_object(), *arr = json_array();
 		char *text;
-		json_object_set_new(o, "channel", json_string(channel));
+		json_object_set_new(o, "channel", json_string(ro.channel));
 		json_object_set_new(o, "from", json_integer((json_int_t)va));
 		json_object_set_new(o, "to", json_integer((json_int_t)vb));
 		for (size_t i = 0; i < n; i++) {
@@ -186,9 +172,11 @@ int cmd_diff(int argc, char **argv)
 		if (n == 0)
 			ug_cli_info("versions %" PRIu64 " and %" PRIu64 " hold the same files", va, vb);
 	}
+	rc = ug_cli_exit_code(r);
+out:
 	free(ch);
 	ug_manifest_free(a);
 	ug_manifest_free(b);
-	ug_store_free(s);
-	return ug_cli_exit_code(r);
+	ug_cli_read_release(&ro);
+	return rc;
 }

@@ -27,36 +27,25 @@ static const char usage_text[] =
 int cmd_log(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "channel", required_argument, NULL, 'c' },
+		UG_CLI_READ_OPTIONS,
 		{ "max-count", required_argument, NULL, 'n' },
-		{ "pubkey", required_argument, NULL, 'P' },
-		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *channel = UG_DEFAULT_CHANNEL, *pubfile = NULL;
-	struct ug_store *s = NULL;
-	struct ug_pubkey pk;
+	struct ug_cli_read ro;
 	uint64_t *versions = NULL, max = UINT64_MAX, ref = 0;
 	size_t n = 0, shown = 0;
 	json_t *arr = NULL;
-	bool json = false;
 	int c, r, rc = UG_EXIT_OK;
 
+	ug_cli_read_init(&ro);
 	while ((c = getopt_long(argc, argv, "c:n:h", opts, NULL)) != -1) {
+		if (ug_cli_read_opt(&ro, c, optarg))
+			continue;
 		switch (c) {
-		case 'c':
-			channel = optarg;
-			break;
 		case 'n':
 			if (ug_parse_u64(optarg, UINT32_MAX, &max) < 0)
 				return ug_cli_usage_error("log", "-n takes a number");
-			break;
-		case 'P':
-			pubfile = optarg;
-			break;
-		case 'J':
-			json = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -67,28 +56,21 @@ int cmd_log(int argc, char **argv)
 	}
 	if (optind < argc)
 		return ug_cli_usage_error("log", "unexpected argument '%s'", argv[optind]);
-	if (ug_channel_check(channel, NULL) < 0)
-		return ug_cli_usage_error("log", "bad channel name '%s'", channel);
-	r = ug_cli_open_repo(&s);
-	if (r < 0)
-		return ug_cli_exit_code(r);
-	r = ug_cli_resolve_version(s, channel, "latest", &ref);
+	rc = ug_cli_read_open(&ro, "log");
+	if (rc != UG_EXIT_OK)
+		goto out;
+	r = ug_cli_resolve_version(ro.s, ro.channel, "latest", &ref);
 	if (r < 0) {
 		rc = ug_cli_exit_code(r);
 		goto out;
 	}
-	r = ug_cli_repo_pubkey(s, pubfile, &pk);
+	r = ug_store_versions(ro.s, ro.channel, &versions, &n);
 	if (r < 0) {
-		rc = ug_cli_exit_code(r);
-		goto out;
-	}
-	r = ug_store_versions(s, channel, &versions, &n);
-	if (r < 0) {
-		ug_cli_err("cannot list versions of '%s': %s", channel, strerror(-r));
+		ug_cli_err("cannot list versions of '%s': %s", ro.channel, strerror(-r));
 		rc = UG_EXIT_FAILURE;
 		goto out;
 	}
-	if (json)
+	if (ro.json)
 		arr = json_array();
 	for (size_t i = n; i-- > 0 && shown < max;) {
 		struct ug_manifest *m = NULL;
@@ -97,7 +79,7 @@ int cmd_log(int argc, char **argv)
 
 		if (versions[i] > ref)
 			continue; /* an interrupted publish: not part of the channel */
-		r = ug_cli_load_manifest(s, &pk, channel, versions[i], &m, NULL, NULL);
+		r = ug_cli_load_manifest(ro.s, ro.pk, ro.channel, versions[i], &m, NULL, NULL);
 		if (r < 0) {
 			rc = ug_cli_exit_code(r);
 			continue;
@@ -105,7 +87,7 @@ int cmd_log(int argc, char **argv)
 		for (size_t f = 0; f < m->nfiles; f++)
 			bytes += m->files[f].size;
 		ug_time_format(m->created, created);
-		if (json) {
+		if (ro.json) {
 			json_t *o = json_object();
 			char expires[32];
 			ug_time_format(m->expires, expires);
@@ -126,7 +108,7 @@ int cmd_log(int argc, char **argv)
 		ug_manifest_free(m);
 		shown++;
 	}
-	if (json) {
+	if (ro.json) {
 		char *text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		if (text)
 			puts(text);
@@ -135,6 +117,6 @@ int cmd_log(int argc, char **argv)
 	}
 out:
 	free(versions);
-	ug_store_free(s);
+	ug_cli_read_release(&ro);
 	return rc;
 }

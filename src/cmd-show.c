@@ -65,33 +65,23 @@ static void print_manifest(const struct ug_manifest *m)
 int cmd_show(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "channel", required_argument, NULL, 'c' },
-		{ "pubkey", required_argument, NULL, 'P' },
-		{ "json", no_argument, NULL, 'J' },
+		UG_CLI_READ_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *channel = UG_DEFAULT_CHANNEL, *pubfile = NULL, *spec = "latest";
-	struct ug_store *s = NULL;
+	const char *spec = "latest";
+	struct ug_cli_read ro;
 	struct ug_manifest *m = NULL;
-	struct ug_pubkey pk;
 	char *json = NULL;
 	size_t jl = 0;
 	uint64_t v;
-	bool as_json = false;
-	int c, r;
+	int c, r, rc;
 
+	ug_cli_read_init(&ro);
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		if (ug_cli_read_opt(&ro, c, optarg))
+			continue;
 		switch (c) {
-		case 'c':
-			channel = optarg;
-			break;
-		case 'P':
-			pubfile = optarg;
-			break;
-		case 'J':
-			as_json = true;
-			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return UG_EXIT_OK;
@@ -103,23 +93,22 @@ int cmd_show(int argc, char **argv)
 		return ug_cli_usage_error("show", "expected at most one VERSION");
 	if (optind < argc)
 		spec = argv[optind];
-	if (ug_channel_check(channel, NULL) < 0)
-		return ug_cli_usage_error("show", "bad channel name '%s'", channel);
-	r = ug_cli_open_repo(&s);
+	rc = ug_cli_read_open(&ro, "show");
+	if (rc != UG_EXIT_OK)
+		goto out;
+	r = ug_cli_resolve_version(ro.s, ro.channel, spec, &v);
 	if (r == 0)
-		r = ug_cli_resolve_version(s, channel, spec, &v);
-	if (r == 0)
-		r = ug_cli_repo_pubkey(s, pubfile, &pk);
-	if (r == 0)
-		r = ug_cli_load_manifest(s, &pk, channel, v, &m, &json, &jl);
+		r = ug_cli_load_manifest(ro.s, ro.pk, ro.channel, v, &m, &json, &jl);
 	if (r == 0) {
-		if (as_json)
+		if (ro.json)
 			fwrite(json, 1, jl, stdout);
 		else
 			print_manifest(m);
 	}
+	rc = ug_cli_exit_code(r);
+out:
 	ug_manifest_free(m);
 	free(json);
-	ug_store_free(s);
-	return ug_cli_exit_code(r);
+	ug_cli_read_release(&ro);
+	return rc;
 }

@@ -147,42 +147,10 @@ const struct ug_mfile *ug_manifest_find(const struct ug_manifest *m, const char 
 /* ---- validation -------------------------------------------------------- */
 
 /* JSON strings must be UTF-8 (jansson refuses anything else), so the
- * writer could not encode a path or message that is not. Rejects overlong
- * forms, surrogates and code points past U+10FFFF, as jansson does. */
+ * writer could not encode a path or message that is not. */
 static bool utf8_valid(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (*p) {
-		unsigned c = *p, n, cp;
-
-		if (c < 0x80) {
-			p++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		for (unsigned i = 1; i <= n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		p += n + 1;
-	}
-	return true;
+	return ug_utf8_valid(s, strlen(s));
 }
 
 static int check_path(const char *path, const char *what, size_t i,
