@@ -19,28 +19,19 @@
 
 /* Each Criterion test runs in its own forked process: this state is
  * private to the test using it. */
-static char tmpdir[64];
-static char keypath[128];
+#include "tmpdir.h"
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
+static char keypath[128];
 
 static void tmp_setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ug-test-sign-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
+	ug_test_tmp_make("sign");
 	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
 }
 
 static void tmp_teardown(void)
 {
-	if (tmpdir[0])
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	ug_test_tmp_remove();
 }
 
 TestSuite(sign, .init = tmp_setup, .fini = tmp_teardown);

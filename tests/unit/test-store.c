@@ -21,24 +21,16 @@
 
 /* Each Criterion test runs in its own forked process, so this per-test
  * state is private to the test using it. */
-static char tmpdir[64];
+#include "tmpdir.h"
+
 static char repo[128];
 static struct ug_store *S;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void setup(void)
 {
 	struct ug_error e = { "" };
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ug-test-store-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
+	ug_test_tmp_make("store");
 	snprintf(repo, sizeof(repo), "%s/repo", tmpdir);
 	cr_assert_eq(ug_store_create(repo, &e), 0, "create: %s", e.msg);
 	cr_assert_eq(ug_store_open(repo, &S, &e), 0, "open: %s", e.msg);
@@ -51,8 +43,7 @@ static void teardown(void)
 {
 	ug_store_free(S);
 	S = NULL;
-	if (tmpdir[0])
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	ug_test_tmp_remove();
 }
 
 TestSuite(store, .init = setup, .fini = teardown);

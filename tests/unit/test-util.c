@@ -18,32 +18,16 @@
 
 /* Each Criterion test runs in its own forked process, so this per-test
  * state is private to the test using it. */
-static char tmpdir[64];
-static int tmpfd = -1;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
+#include "tmpdir.h"
 
 static void tmp_setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ug-test-util-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
-	tmpfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	cr_assert_geq(tmpfd, 0);
+	ug_test_tmp_make("util");
 }
 
 static void tmp_teardown(void)
 {
-	if (tmpfd >= 0)
-		close(tmpfd);
-	tmpfd = -1;
-	if (tmpdir[0])
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	ug_test_tmp_remove();
 }
 
 static void put_file(int dirfd, const char *path, const char *content)
