@@ -29,7 +29,7 @@
 #include "types.h"
 
 #define UG_DELTA_LEVEL_DEFAULT 19
-#define UG_DELTA_WINDOW_DEFAULT (128ull << 20)
+#define UG_DELTA_WINDOW_DEFAULT (256ull << 20)
 /* Hard ceiling on what an applier accepts (zstd's windowLog 31). */
 #define UG_DELTA_WINDOW_MAX (2ull << 30)
 #define UG_RSYNC_SIG_MAX (256ull << 20)

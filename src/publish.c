@@ -88,43 +88,31 @@ static void pool_run(unsigned threads, void *jobs, size_t njobs, size_t job_size
 		pthread_join(tid[i], NULL);
 }
 
-/* ---------------------------------------------------------------- phase 1: store */
+/* ---------------------------------------------------------------- phase 1: hash */
 
-struct store_job {
+/* Hashing is cheap and tells what is new; compressing objects is not, so
+ * it waits for the job pool where it overlaps with the deltas. */
+struct hash_job {
 	const struct ug_scan_entry *e;
 	struct ug_hash hash;
 	struct ug_xxh xxh;
 	uint64_t size;
-	uint64_t stored;
 	int rc;
-	char errpath[64];
 };
 
-struct store_ctx {
-	struct ug_store *s;
-	int treefd;
-};
-
-static void store_job_run(void *vctx, void *vjob)
+static void hash_job_run(void *vctx, void *vjob)
 {
-	struct store_ctx *c = vctx;
-	struct store_job *j = vjob;
-	int fd, r;
+	int treefd = *(int *)vctx;
+	struct hash_job *j = vjob;
+	int fd;
 
-	fd = ug_open_beneath(c->treefd, j->e->path, O_RDONLY, 0);
+	fd = ug_open_beneath(treefd, j->e->path, O_RDONLY, 0);
 	if (fd < 0) {
 		j->rc = fd;
 		return;
 	}
-	r = ug_hash_fd(fd, &j->hash, &j->xxh, &j->size);
-	if (r == 0 && !ug_store_object_exists(c->s, &j->hash)) {
-		/* the stored hash is authoritative if the file changed meanwhile */
-		r = ug_store_object_put_fd(c->s, fd, &j->hash, &j->xxh, &j->size);
-	}
+	j->rc = ug_hash_fd(fd, &j->hash, &j->xxh, &j->size);
 	close(fd);
-	if (r == 0)
-		r = ug_store_object_stat(c->s, &j->hash, &j->stored, NULL);
-	j->rc = r;
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -243,21 +231,25 @@ static const struct ug_mfile *similar_file(const struct ug_manifest *old, const 
 	return best_score > 10 ? best : NULL;
 }
 
-/* ---------------------------------------------------------------- phase 2: deltas */
+/* ---------------------------------------------------------------- phase 2: jobs */
 
-enum djob_kind { DJOB_FILE, DJOB_BUNDLE };
+/* One pool runs everything expensive, largest first: compressing new
+ * objects, per-file deltas and bundles. Targets are read from the tree
+ * (not from the objects being written meanwhile), through a snapshot
+ * whose hash is checked against the scan. */
+enum djob_kind { DJOB_OBJECT, DJOB_FILE, DJOB_BUNDLE };
 
 struct djob {
 	enum djob_kind kind;
 	uint64_t cost;               /* for largest-first scheduling */
-	/* DJOB_FILE */
+	const char *path;            /* DJOB_OBJECT, DJOB_FILE: a tree file with the target */
 	struct ug_hash base, target;
 	uint64_t base_size, target_size;
-	/* DJOB_BUNDLE */
-	size_t pair;                 /* index into the pairs being computed */
+	size_t pair;                 /* DJOB_BUNDLE: index into the plans */
 	/* results */
 	int rc;
-	bool made;
+	bool made;                   /* a delta was written */
+	bool was_new;                /* ... and did not exist before */
 	enum ug_codec codec;
 	struct ug_hash id;
 	uint64_t size, memory;
@@ -270,11 +262,13 @@ struct bundle_plan {
 	size_t nbases;
 	struct ug_hash *targets;
 	uint64_t *target_sizes;
+	const char **target_paths;
 	size_t ntargets;
 };
 
 struct delta_ctx {
 	struct ug_store *s;
+	int treefd;
 	struct ug_delta_params params;
 	struct bundle_plan *plans;
 };
@@ -285,20 +279,102 @@ static int tmp_anon(struct ug_store *s)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Concatenate objects into one anonymous temp file. */
-static int concat_objects(struct ug_store *s, const struct ug_hash *h, size_t n, int *ret_fd)
+/* Append tree file `path` to out_fd, failing with -EAGAIN if it no longer
+ * holds the content hashed at scan time: a file edited during publish
+ * must not yield a delta to content the manifest does not describe. */
+static int copy_checked(int treefd, const char *path, const struct ug_hash *want, int out_fd)
 {
-	int fd = tmp_anon(s), r = 0;
+	uint8_t *buf = malloc(1u << 20);
+	struct ug_hasher h;
+	struct ug_hash got;
+	int fd, r;
+
+	if (!buf)
+		return -ENOMEM;
+	fd = ug_open_beneath(treefd, path, O_RDONLY, 0);
+	if (fd < 0) {
+		free(buf);
+		return fd;
+	}
+	r = ug_hasher_init(&h);
+	while (r == 0) {
+		ssize_t n = ug_read_full(fd, buf, 1u << 20);
+		if (n < 0)
+			r = (int)n;
+		else if (n == 0)
+			break;
+		else {
+			ug_hasher_update(&h, buf, (size_t)n);
+			r = ug_write_all(out_fd, buf, (size_t)n);
+		}
+	}
+	if (r == 0) {
+		ug_hasher_final(&h, &got, NULL, NULL);
+		if (!ug_hash_eq(&got, want))
+			r = -EAGAIN;
+	} else {
+		ug_hasher_release(&h);
+	}
+	close(fd);
+	free(buf);
+	return r;
+}
+
+static int snapshot(struct ug_store *s, int treefd, const char *path, const struct ug_hash *want,
+		    int *ret_fd)
+{
+	int fd = tmp_anon(s), r;
 
 	if (fd < 0)
 		return fd;
-	for (size_t i = 0; i < n && r == 0; i++)
-		r = ug_store_object_extract(s, &h[i], fd);
+	r = copy_checked(treefd, path, want, fd);
 	if (r < 0) {
 		close(fd);
 		return r;
 	}
 	*ret_fd = fd;
+	return 0;
+}
+
+static void djob_object(struct delta_ctx *c, struct djob *j)
+{
+	struct ug_hash got;
+	int fd, r;
+
+	fd = ug_open_beneath(c->treefd, j->path, O_RDONLY, 0);
+	if (fd < 0) {
+		j->rc = fd;
+		return;
+	}
+	r = ug_store_object_put_fd(c->s, fd, &got, NULL, NULL);
+	close(fd);
+	if (r == 0 && !ug_hash_eq(&got, &j->target))
+		r = -EAGAIN; /* changed since scan; the stray object is harmless */
+	j->rc = r;
+}
+
+/* Store a finished delta. One that already existed may be listed by an
+ * older manifest and must never be removed, so remember which ones this
+ * job created: only those are removed if we decide not to keep them. */
+static int keep_delta(struct delta_ctx *c, struct djob *j, int ofd, uint64_t size, uint64_t mem)
+{
+	struct ug_hash id;
+	int r, dfd;
+
+	if (lseek(ofd, 0, SEEK_SET) < 0)
+		return -errno;
+	r = ug_hash_fd(ofd, &id, NULL, NULL);
+	if (r < 0)
+		return r;
+	j->was_new = ug_store_delta_open(c->s, &id, &dfd) != 0;
+	if (!j->was_new)
+		close(dfd);
+	r = ug_store_delta_put_fd(c->s, ofd, &j->id, NULL);
+	if (r < 0)
+		return r;
+	j->made = true;
+	j->size = size;
+	j->memory = mem;
 	return 0;
 }
 
@@ -310,7 +386,7 @@ static void djob_file(struct delta_ctx *c, struct djob *j)
 
 	r = ug_store_object_tmp(c->s, &j->base, &bfd);
 	if (r == 0)
-		r = ug_store_object_tmp(c->s, &j->target, &tfd);
+		r = snapshot(c->s, c->treefd, j->path, &j->target, &tfd);
 	if (r == 0) {
 		ofd = tmp_anon(c->s);
 		if (ofd < 0)
@@ -327,17 +403,8 @@ static void djob_file(struct delta_ctx *c, struct djob *j)
 			mem = UG_RSYNC_APPLY_MEMORY; /* fixed buffers, any file size */
 		}
 	}
-	if (r == 0) {
-		uint64_t stored = 0;
-		r = ug_store_object_stat(c->s, &j->target, &stored, NULL);
-		/* keep a delta only when it is smaller than what it replaces */
-		if (r == 0 && size < stored) {
-			r = ug_store_delta_put_fd(c->s, ofd, &j->id, NULL);
-			j->made = r == 0;
-			j->size = size;
-			j->memory = mem;
-		}
-	}
+	if (r == 0)
+		r = keep_delta(c, j, ofd, size, mem);
 	if (bfd >= 0)
 		close(bfd);
 	if (tfd >= 0)
@@ -350,12 +417,21 @@ static void djob_file(struct delta_ctx *c, struct djob *j)
 static void djob_bundle(struct delta_ctx *c, struct djob *j)
 {
 	const struct bundle_plan *p = &c->plans[j->pair];
-	int bfd = -1, tfd = -1, ofd = -1, r;
+	int bfd, tfd = -1, ofd = -1, r = 0;
 	uint64_t size = 0, mem = 0;
 
-	r = concat_objects(c->s, p->bases, p->nbases, &bfd);
-	if (r == 0)
-		r = concat_objects(c->s, p->targets, p->ntargets, &tfd);
+	bfd = tmp_anon(c->s);
+	if (bfd < 0)
+		r = bfd;
+	for (size_t i = 0; r == 0 && i < p->nbases; i++)
+		r = ug_store_object_extract(c->s, &p->bases[i], bfd);
+	if (r == 0) {
+		tfd = tmp_anon(c->s);
+		if (tfd < 0)
+			r = tfd;
+	}
+	for (size_t i = 0; r == 0 && i < p->ntargets; i++)
+		r = copy_checked(c->treefd, p->target_paths[i], &p->targets[i], tfd);
 	if (r == 0) {
 		ofd = tmp_anon(c->s);
 		if (ofd < 0)
@@ -364,11 +440,8 @@ static void djob_bundle(struct delta_ctx *c, struct djob *j)
 	if (r == 0)
 		r = ug_delta_bundle_create(&bfd, 1, &tfd, 1, ofd, &c->params, &size, &mem);
 	if (r == 0) {
-		r = ug_store_delta_put_fd(c->s, ofd, &j->id, NULL);
-		j->made = r == 0;
-		j->size = size;
-		j->memory = mem;
 		j->codec = UG_CODEC_ZSTD_BUNDLE;
+		r = keep_delta(c, j, ofd, size, mem);
 	}
 	if (r == -EFBIG)
 		r = 0; /* over the window: no bundle for this pair */
@@ -385,10 +458,17 @@ static void djob_run(void *vctx, void *vjob)
 {
 	struct djob *j = vjob;
 
-	if (j->kind == DJOB_FILE)
+	switch (j->kind) {
+	case DJOB_OBJECT:
+		djob_object(vctx, j);
+		break;
+	case DJOB_FILE:
 		djob_file(vctx, j);
-	else
+		break;
+	case DJOB_BUNDLE:
 		djob_bundle(vctx, j);
+		break;
+	}
 }
 
 static int djob_cmp_cost(const void *a, const void *b)
@@ -403,6 +483,7 @@ static void bundle_plan_release(struct bundle_plan *p)
 	free(p->base_sizes);
 	free(p->targets);
 	free(p->target_sizes);
+	free(p->target_paths);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -486,12 +567,11 @@ static int trust_key(struct pub *p, bool write, struct ug_error *err)
 	return 0;
 }
 
-static int scan_and_store(struct pub *p, int treefd, struct ug_error *err)
+static int scan_and_hash(struct pub *p, int treefd, struct ug_error *err)
 {
 	struct ug_rules *rules = NULL;
 	struct ug_scan scan = { 0 };
-	struct store_job *jobs = NULL;
-	struct store_ctx sc = { .s = p->s, .treefd = treefd };
+	struct hash_job *jobs = NULL;
 	struct ug_error e = { "" };
 	size_t nfiles = 0;
 	int r;
@@ -512,8 +592,8 @@ static int scan_and_store(struct pub *p, int treefd, struct ug_error *err)
 	for (size_t i = 0; i < scan.n; i++)
 		if (scan.entries[i].type == UG_SCAN_FILE)
 			jobs[nfiles++].e = &scan.entries[i];
-	plog(p->o, UG_LOG_INFO, "storing %zu files from '%s'", nfiles, p->o->tree);
-	pool_run(pool_threads(p->s), jobs, nfiles, sizeof(*jobs), store_job_run, &sc);
+	plog(p->o, UG_LOG_INFO, "hashing %zu files in '%s'", nfiles, p->o->tree);
+	pool_run(pool_threads(p->s), jobs, nfiles, sizeof(*jobs), hash_job_run, &treefd);
 
 	for (size_t i = 0, fi = 0; i < scan.n; i++) {
 		const struct ug_scan_entry *se = &scan.entries[i];
@@ -527,11 +607,11 @@ static int scan_and_store(struct pub *p, int treefd, struct ug_error *err)
 			d->mode = se->mode;
 			continue;
 		}
-		struct store_job *j = &jobs[fi++];
+		struct hash_job *j = &jobs[fi++];
 		struct ug_mfile *f;
 
 		if (j->rc < 0) {
-			r = ug_error_set(err, j->rc, "cannot store '%s/%s': %s", p->o->tree, se->path,
+			r = ug_error_set(err, j->rc, "cannot read '%s/%s': %s", p->o->tree, se->path,
 					 strerror(-j->rc));
 			goto out;
 		}
@@ -544,11 +624,9 @@ static int scan_and_store(struct pub *p, int treefd, struct ug_error *err)
 		f->size = j->size;
 		f->hash = j->hash;
 		f->xxh = j->xxh;
-		f->stored = j->stored;
 		f->cls = ug_rules_class(rules, se->path);
 		f->action = f->cls == UG_CLASS_PRESERVE ? UG_ACTION_PRESERVE : UG_ACTION_REPLACE;
 		p->res.tree_bytes += j->size;
-		p->res.full_bytes += j->stored;
 	}
 	p->res.nfiles = p->m->nfiles;
 	r = 0;
@@ -645,7 +723,9 @@ static int plan_file_deltas(struct pub *p)
 		bp->target_sizes = calloc(cap, sizeof(*bp->target_sizes));
 		bp->bases = calloc(cap, sizeof(*bp->bases));
 		bp->base_sizes = calloc(cap, sizeof(*bp->base_sizes));
-		if (!bp->targets || !bp->target_sizes || !bp->bases || !bp->base_sizes)
+		bp->target_paths = calloc(cap, sizeof(*bp->target_paths));
+		if (!bp->targets || !bp->target_sizes || !bp->bases || !bp->base_sizes ||
+		    !bp->target_paths)
 			return -ENOMEM;
 		r = hash_index_build(m, &newix);
 		if (r < 0)
@@ -664,6 +744,7 @@ static int plan_file_deltas(struct pub *p)
 			if (dup)
 				continue;
 			bp->targets[bp->ntargets] = f->hash;
+			bp->target_paths[bp->ntargets] = f->path;
 			bp->target_sizes[bp->ntargets++] = f->size;
 
 			base = ug_manifest_find(old, f->path);
@@ -690,6 +771,7 @@ static int plan_file_deltas(struct pub *p)
 					return r;
 				}
 				j->kind = DJOB_FILE;
+				j->path = f->path;
 				j->base = base->hash;
 				j->target = f->hash;
 				j->base_size = base->size;
@@ -739,30 +821,54 @@ static int plan_file_deltas(struct pub *p)
 					return r;
 				j->kind = DJOB_BUNDLE;
 				j->pair = v;
-				j->cost = total * 2; /* one stream over everything: start it first */
+				j->cost = total;
 			}
 		}
 	}
 	return 0;
 }
 
-/* Put the computed deltas into the manifest and total up, per old version,
- * what a terminal on it would pull. */
+/* Objects are all written now: record their stored sizes. */
+static int record_stored(struct pub *p)
+{
+	for (size_t i = 0; i < p->m->nfiles; i++) {
+		struct ug_mfile *f = &p->m->files[i];
+		int r = ug_store_object_stat(p->s, &f->hash, &f->stored, NULL);
+		if (r < 0)
+			return r;
+		p->res.full_bytes += f->stored;
+	}
+	return 0;
+}
+
+/* A delta we decided not to keep is removed if this publish created it. */
+static void drop_delta(struct pub *p, const struct djob *j)
+{
+	if (j->made && j->was_new)
+		ug_store_delta_remove(p->s, &j->id);
+}
+
+/* Put the deltas worth keeping into the manifest (a delta is kept only
+ * when it is smaller than what it replaces: the object for a file delta,
+ * the per-file set for a bundle) and total up, per old version, what a
+ * terminal on it pulls. */
 static int attach_deltas(struct pub *p)
 {
 	struct ug_manifest *m = p->m;
 
-	for (size_t i = 0; i < m->nfiles; i++) {
-		struct ug_mfile *f = &m->files[i];
+	for (size_t k = 0; k < p->njobs; k++) {
+		const struct djob *j = &p->jobs[k];
+		struct ug_mfile *f;
+		struct ug_mdelta *d;
+		bool kept = false;
 
-		for (size_t k = 0; k < p->njobs; k++) {
-			const struct djob *j = &p->jobs[k];
-			struct ug_mdelta *d;
-
-			if (j->kind != DJOB_FILE || !j->made || !ug_hash_eq(&j->target, &f->hash))
+		if (j->kind != DJOB_FILE || !j->made)
+			continue;
+		for (size_t i = 0; i < m->nfiles; i++) {
+			f = &m->files[i];
+			if (!ug_hash_eq(&j->target, &f->hash) || j->size >= f->stored ||
+			    f->ndeltas >= UG_DELTAS_PER_FILE_MAX)
 				continue;
-			if (f->ndeltas >= UG_DELTAS_PER_FILE_MAX)
-				break;
 			d = ug_mfile_add_delta(f);
 			if (!d)
 				return -ENOMEM;
@@ -771,9 +877,12 @@ static int attach_deltas(struct pub *p)
 			d->id = j->id;
 			d->size = j->size;
 			d->memory = j->memory;
+			if (f->action == UG_ACTION_REPLACE)
+				f->action = UG_ACTION_PATCH;
+			kept = true;
 		}
-		if (f->ndeltas > 0 && f->action == UG_ACTION_REPLACE)
-			f->action = UG_ACTION_PATCH;
+		if (!kept)
+			drop_delta(p, j);
 	}
 	for (size_t v = 0; v < p->nolds; v++) {
 		struct bundle_plan *bp = &p->plans[v];
@@ -783,12 +892,9 @@ static int attach_deltas(struct pub *p)
 		pair->from = bp->from;
 		for (size_t t = 0; t < bp->ntargets; t++) {
 			/* cheapest of: full object, any delta from a base `from` holds */
-			const struct ug_mfile *f = NULL;
-			uint64_t best;
-			for (size_t i = 0; i < m->nfiles && !f; i++)
-				if (ug_hash_eq(&m->files[i].hash, &bp->targets[t]))
-					f = &m->files[i];
-			best = f->stored;
+			const struct ug_mfile *f = ug_manifest_find(m, bp->target_paths[t]);
+			uint64_t best = f->stored;
+
 			for (size_t d = 0; d < f->ndeltas; d++)
 				if (hash_index_has(&p->old_ix[v], &f->deltas[d].from) && f->deltas[d].size < best)
 					best = f->deltas[d].size;
@@ -801,8 +907,10 @@ static int attach_deltas(struct pub *p)
 
 			if (j->kind != DJOB_BUNDLE || j->pair != v || !j->made)
 				continue;
-			if (j->size >= per_file)
-				break; /* not smaller than what it replaces */
+			if (j->size >= per_file) {
+				drop_delta(p, j);
+				break;
+			}
 			b = ug_manifest_add_bundle(m);
 			if (!b)
 				return -ENOMEM;
@@ -827,37 +935,84 @@ static int attach_deltas(struct pub *p)
 	return 0;
 }
 
-static int compute_deltas(struct pub *p, struct ug_error *err)
+/* New content becomes objects: one job per distinct hash not yet stored. */
+static int plan_objects(struct pub *p)
 {
-	struct delta_ctx c = { .s = p->s, .plans = p->plans };
+	struct ug_manifest *m = p->m;
+	struct hash_index seen = { 0 };
 	int r;
 
-	r = plan_file_deltas(p);
+	seen.h = malloc((m->nfiles ? m->nfiles : 1) * sizeof(*seen.h));
+	if (!seen.h)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->nfiles; i++) {
+		const struct ug_mfile *f = &m->files[i];
+		bool dup = false;
+		struct djob *j;
+
+		/* seen holds this publish's planned objects, unsorted: linear is
+		 * fine for the few new files of a typical version */
+		for (size_t k = 0; k < seen.n && !dup; k++)
+			dup = ug_hash_eq(&seen.h[k], &f->hash);
+		if (dup || ug_store_object_exists(p->s, &f->hash))
+			continue;
+		seen.h[seen.n++] = f->hash;
+		r = add_job(p, &j);
+		if (r < 0) {
+			free(seen.h);
+			return r;
+		}
+		j->kind = DJOB_OBJECT;
+		j->path = f->path;
+		j->target = f->hash;
+		j->target_size = f->size;
+		j->cost = f->size;
+	}
+	free(seen.h);
+	return 0;
+}
+
+static int run_jobs(struct pub *p, int treefd, struct ug_error *err)
+{
+	struct delta_ctx c = { .s = p->s, .treefd = treefd, .plans = p->plans };
+	size_t nobj = 0;
+	int r;
+
+	r = plan_objects(p);
+	if (r == 0)
+		r = plan_file_deltas(p);
 	if (r < 0)
-		return ug_error_set(err, r, "cannot plan deltas: %s", strerror(-r));
-	if (p->njobs == 0)
-		return 0;
+		return ug_error_set(err, r, "cannot plan the work: %s", strerror(-r));
+	for (size_t k = 0; k < p->njobs; k++)
+		nobj += p->jobs[k].kind == DJOB_OBJECT;
 	ug_delta_params_default(&c.params);
 	c.params.level = p->s->cfg.level;
 	c.params.window = p->s->cfg.window;
 	qsort(p->jobs, p->njobs, sizeof(*p->jobs), djob_cmp_cost);
-	plog(p->o, UG_LOG_INFO, "computing %zu deltas from %zu earlier version%s", p->njobs,
-	     p->nolds, p->nolds == 1 ? "" : "s");
+	plog(p->o, UG_LOG_INFO, "storing %zu new objects and computing %zu deltas from %zu earlier version%s",
+	     nobj, p->njobs - nobj, p->nolds, p->nolds == 1 ? "" : "s");
 	pool_run(pool_threads(p->s), p->jobs, p->njobs, sizeof(*p->jobs), djob_run, &c);
 	for (size_t k = 0; k < p->njobs; k++) {
-		if (p->jobs[k].rc < 0) {
-			char hex[UG_HASH_HEX_LEN + 1];
-			ug_hash_hex(&p->jobs[k].target, hex);
-			return ug_error_set(err, p->jobs[k].rc, "cannot compute a %s delta%s%.16s: %s",
-					    p->jobs[k].kind == DJOB_FILE ? "file" : "bundle",
-					    p->jobs[k].kind == DJOB_FILE ? " to " : "",
-					    p->jobs[k].kind == DJOB_FILE ? hex : "",
-					    strerror(-p->jobs[k].rc));
-		}
+		const struct djob *j = &p->jobs[k];
+		char hex[UG_HASH_HEX_LEN + 1];
+
+		if (j->rc == 0)
+			continue;
+		if (j->rc == -EAGAIN)
+			return ug_error_set(err, -EAGAIN,
+					    "'%s/%s' changed while it was being published; publish again when the tree is quiet",
+					    p->o->tree, j->path ? j->path : "(bundle)");
+		ug_hash_hex(&j->target, hex);
+		return ug_error_set(err, j->rc, "cannot %s%s%s: %s",
+				    j->kind == DJOB_OBJECT ? "store '" : j->kind == DJOB_FILE ? "compute a delta for '" : "compute a bundle",
+				    j->path && j->kind != DJOB_BUNDLE ? j->path : "",
+				    j->kind != DJOB_BUNDLE ? "'" : "", strerror(-j->rc));
 	}
-	r = attach_deltas(p);
+	r = record_stored(p);
+	if (r == 0)
+		r = attach_deltas(p);
 	if (r < 0)
-		return ug_error_set(err, r, "cannot record deltas: %s", strerror(-r));
+		return ug_error_set(err, r, "cannot record objects and deltas: %s", strerror(-r));
 	return 0;
 }
 
@@ -998,7 +1153,7 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 		r = -ENOMEM;
 		goto out;
 	}
-	r = scan_and_store(&p, treefd, err);
+	r = scan_and_hash(&p, treefd, err);
 	if (r < 0)
 		goto out;
 	if (p.parent && same_tree(p.parent, p.m)) {
@@ -1024,7 +1179,7 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	r = diff_parent(&p);
 	if (r < 0)
 		goto out;
-	r = compute_deltas(&p, err);
+	r = run_jobs(&p, treefd, err);
 	if (r < 0)
 		goto out;
 	r = trust_key(&p, true, err);

@@ -199,7 +199,7 @@ int ug_store_create(const char *path, struct ug_error *err)
 		"format = 1\n"
 		"keep-deltas = 3\n"
 		"level = 19\n"
-		"window = 128M\n"
+		"window = 256M\n"
 		"threads = 0\n"
 		"expire-days = 365\n";
 	DIR *d;
@@ -837,6 +837,16 @@ int ug_store_delta_verify(struct ug_store *s, const struct ug_hash *id, struct u
 		return ug_error_set(err, r, "read error: %s", strerror(-r));
 	if (!ug_hash_eq(&got, id))
 		return ug_error_set(err, -EBADMSG, "content does not match its BLAKE2b name");
+	return 0;
+}
+
+int ug_store_delta_remove(struct ug_store *s, const struct ug_hash *id)
+{
+	char path[128];
+
+	hash_path("deltas", id, path, sizeof(path));
+	if (unlinkat(s->dirfd, path, 0) < 0)
+		return -errno;
 	return 0;
 }
 

@@ -29,7 +29,7 @@
 struct ug_store_config {
 	unsigned keep_deltas;   /* K: deltas from the last K versions (3) */
 	int level;              /* zstd level for objects and deltas (19) */
-	uint64_t window;        /* prefix-mode window, bytes (128 MiB) */
+	uint64_t window;        /* prefix-mode window, bytes (256 MiB) */
 	unsigned threads;       /* worker threads, 0 = all CPUs */
 	unsigned expire_days;   /* manifest lifetime in days (365) */
 };
@@ -78,6 +78,9 @@ int ug_store_delta_put_fd(struct ug_store *s, int fd, struct ug_hash *ret_id,
 int ug_store_delta_open(struct ug_store *s, const struct ug_hash *id, int *ret_fd);
 int ug_store_delta_verify(struct ug_store *s, const struct ug_hash *id,
 			  struct ug_error *err);
+/* Remove a delta nothing refers to (publish drops one it decided not to
+ * keep). The caller must hold the writer lock. */
+int ug_store_delta_remove(struct ug_store *s, const struct ug_hash *id);
 
 /* List every object or delta present (for verify). */
 int ug_store_list(struct ug_store *s, enum ug_store_kind kind,

@@ -390,7 +390,7 @@ Test(store, config_defaults)
 
 	cr_assert_eq(s->cfg.keep_deltas, 3);
 	cr_assert_eq(s->cfg.level, 19);
-	cr_assert_eq(s->cfg.window, 128ull << 20);
+	cr_assert_eq(s->cfg.window, 256ull << 20);
 	cr_assert_eq(s->cfg.threads, 0);
 	cr_assert_eq(s->cfg.expire_days, 365);
 	ug_store_free(s);
