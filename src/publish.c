@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "delta.h"
@@ -253,10 +254,18 @@ struct djob {
 	enum ug_codec codec;
 	struct ug_hash id;
 	uint64_t size, memory;
+	double seconds;              /* wall time of the job, for -v */
 };
+
+/* Files above this travel as per-file deltas only: a large binary gains
+ * nothing from other files' content, and putting it in the bundle too
+ * would compress it twice (doubling publish time for the same bytes). */
+#define BUNDLE_FILE_MAX (16ull << 20)
 
 struct bundle_plan {
 	uint64_t from;
+	const char **new_paths;     /* every content the old version lacks */
+	size_t nnew;
 	struct ug_hash *bases;
 	uint64_t *base_sizes;
 	size_t nbases;
@@ -454,9 +463,18 @@ static void djob_bundle(struct delta_ctx *c, struct djob *j)
 	j->rc = r;
 }
 
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void djob_run(void *vctx, void *vjob)
 {
 	struct djob *j = vjob;
+	double t0 = now_seconds();
 
 	switch (j->kind) {
 	case DJOB_OBJECT:
@@ -469,6 +487,7 @@ static void djob_run(void *vctx, void *vjob)
 		djob_bundle(vctx, j);
 		break;
 	}
+	j->seconds = now_seconds() - t0;
 }
 
 static int djob_cmp_cost(const void *a, const void *b)
@@ -484,6 +503,7 @@ static void bundle_plan_release(struct bundle_plan *p)
 	free(p->targets);
 	free(p->target_sizes);
 	free(p->target_paths);
+	free(p->new_paths);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -724,8 +744,9 @@ static int plan_file_deltas(struct pub *p)
 		bp->bases = calloc(cap, sizeof(*bp->bases));
 		bp->base_sizes = calloc(cap, sizeof(*bp->base_sizes));
 		bp->target_paths = calloc(cap, sizeof(*bp->target_paths));
+		bp->new_paths = calloc(cap, sizeof(*bp->new_paths));
 		if (!bp->targets || !bp->target_sizes || !bp->bases || !bp->base_sizes ||
-		    !bp->target_paths)
+		    !bp->target_paths || !bp->new_paths)
 			return -ENOMEM;
 		r = hash_index_build(m, &newix);
 		if (r < 0)
@@ -738,22 +759,26 @@ static int plan_file_deltas(struct pub *p)
 
 			if (f->cls == UG_CLASS_PRESERVE || hash_index_has(&p->old_ix[v], &f->hash))
 				continue; /* terminal on `old` already holds this content */
-			for (size_t t = 0; t < bp->ntargets; t++)
-				if (ug_hash_eq(&bp->targets[t], &f->hash))
-					dup = true;
+			for (size_t t = 0; t < bp->nnew && !dup; t++)
+				dup = ug_hash_eq(&ug_manifest_find(m, bp->new_paths[t])->hash, &f->hash);
 			if (dup)
 				continue;
-			bp->targets[bp->ntargets] = f->hash;
-			bp->target_paths[bp->ntargets] = f->path;
-			bp->target_sizes[bp->ntargets++] = f->size;
+			bp->new_paths[bp->nnew++] = f->path;
+			if (f->size <= BUNDLE_FILE_MAX) {
+				bp->targets[bp->ntargets] = f->hash;
+				bp->target_paths[bp->ntargets] = f->path;
+				bp->target_sizes[bp->ntargets++] = f->size;
+			}
 
 			base = ug_manifest_find(old, f->path);
 			if (!base)
 				base = similar_file(old, f);
 			if (!base)
 				continue;
-			bp->bases[bp->nbases] = base->hash;
-			bp->base_sizes[bp->nbases++] = base->size;
+			if (f->size <= BUNDLE_FILE_MAX && base->size <= BUNDLE_FILE_MAX) {
+				bp->bases[bp->nbases] = base->hash;
+				bp->base_sizes[bp->nbases++] = base->size;
+			}
 
 			/* same (base, target) already planned for another version? */
 			dup = false;
@@ -784,7 +809,7 @@ static int plan_file_deltas(struct pub *p)
 			const struct ug_mfile *o = &old->files[i];
 			bool dup = false;
 
-			if (hash_index_has(&newix, &o->hash))
+			if (hash_index_has(&newix, &o->hash) || o->size > BUNDLE_FILE_MAX)
 				continue;
 			for (size_t b = 0; b < bp->nbases; b++)
 				if (ug_hash_eq(&bp->bases[b], &o->hash))
@@ -889,25 +914,30 @@ static int attach_deltas(struct pub *p)
 		struct ug_publish_pair *pair = &p->res.pairs[v];
 		uint64_t per_file = 0;
 
+		uint64_t members = 0; /* per-file cost of what the bundle holds */
+
 		pair->from = bp->from;
-		for (size_t t = 0; t < bp->ntargets; t++) {
+		for (size_t t = 0; t < bp->nnew; t++) {
 			/* cheapest of: full object, any delta from a base `from` holds */
-			const struct ug_mfile *f = ug_manifest_find(m, bp->target_paths[t]);
+			const struct ug_mfile *f = ug_manifest_find(m, bp->new_paths[t]);
 			uint64_t best = f->stored;
 
 			for (size_t d = 0; d < f->ndeltas; d++)
 				if (hash_index_has(&p->old_ix[v], &f->deltas[d].from) && f->deltas[d].size < best)
 					best = f->deltas[d].size;
 			per_file += best;
+			if (f->size <= BUNDLE_FILE_MAX)
+				members += best;
 		}
 		pair->per_file_bytes = per_file;
+		pair->best_bytes = per_file; /* manifest part added by the caller */
 		for (size_t k = 0; k < p->njobs; k++) {
 			const struct djob *j = &p->jobs[k];
 			struct ug_mbundle *b;
 
 			if (j->kind != DJOB_BUNDLE || j->pair != v || !j->made)
 				continue;
-			if (j->size >= per_file) {
+			if (j->size >= members) {
 				drop_delta(p, j);
 				break;
 			}
@@ -929,6 +959,8 @@ static int attach_deltas(struct pub *p)
 			b->nbases = bp->nbases;
 			b->ntargets = bp->ntargets;
 			pair->bundle_bytes = j->size;
+			/* files above BUNDLE_FILE_MAX still come per file */
+			pair->best_bytes = per_file - members + j->size;
 		}
 	}
 	p->res.npairs = p->nolds;
@@ -992,6 +1024,13 @@ static int run_jobs(struct pub *p, int treefd, struct ug_error *err)
 	plog(p->o, UG_LOG_INFO, "storing %zu new objects and computing %zu deltas from %zu earlier version%s",
 	     nobj, p->njobs - nobj, p->nolds, p->nolds == 1 ? "" : "s");
 	pool_run(pool_threads(p->s), p->jobs, p->njobs, sizeof(*p->jobs), djob_run, &c);
+	for (size_t k = 0; k < p->njobs; k++) {
+		const struct djob *j = &p->jobs[k];
+		static const char *const kinds[] = { "object", "delta", "bundle" };
+		if (j->seconds >= 0.5)
+			plog(p->o, UG_LOG_DEBUG, "%s %s: %.1f s", kinds[j->kind],
+			     j->kind == DJOB_BUNDLE ? "" : j->path, j->seconds);
+	}
 	for (size_t k = 0; k < p->njobs; k++) {
 		const struct djob *j = &p->jobs[k];
 		char hex[UG_HASH_HEX_LEN + 1];
@@ -1189,13 +1228,8 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	if (r < 0)
 		goto out;
 	p.res.version = p.m->version;
-	for (size_t v = 0; v < p.res.npairs; v++) {
-		struct ug_publish_pair *pr = &p.res.pairs[v];
-		uint64_t files = pr->per_file_bytes;
-		if (pr->bundle_bytes && pr->bundle_bytes < files)
-			files = pr->bundle_bytes;
-		pr->best_bytes = files + pr->manifest_delta_bytes;
-	}
+	for (size_t v = 0; v < p.res.npairs; v++)
+		p.res.pairs[v].best_bytes += p.res.pairs[v].manifest_delta_bytes;
 done:
 	*ret = p.res;
 out:
