@@ -205,6 +205,8 @@ static int wlog_floor(uint64_t n)
 	return l;
 }
 
+#define LDM_WLOG_MIN 23
+
 static int zstd_cctx_new(int level, int threads, ZSTD_CCtx **ret)
 {
 	ZSTD_CCtx *c = ZSTD_createCCtx();
@@ -279,7 +281,11 @@ static int prefix_encode(const uint8_t *prefix, size_t prefix_len,
 		goto out;
 	}
 	zr = ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, wlog);
-	if (!ZSTD_isError(zr))
+	/* Long-distance matching pays only when the window is larger than what
+	 * the high levels' match finder covers by itself (2^23): that is when
+	 * `zstd --patch-from` turns it on too. Below that it costs time and
+	 * finds nothing more. */
+	if (!ZSTD_isError(zr) && wlog > LDM_WLOG_MIN)
 		zr = ZSTD_CCtx_setParameter(c, ZSTD_c_enableLongDistanceMatching, 1);
 	if (!ZSTD_isError(zr))
 		zr = ZSTD_CCtx_setPledgedSrcSize(c, content);
