@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "delta.h"
+#include "index.h"
 #include "manifest.h"
 #include "publish.h"
 #include "rules.h"
@@ -99,6 +100,7 @@ struct hash_job {
 	struct ug_xxh xxh;
 	uint64_t size;
 	int rc;
+	bool cached;                 /* from the stat cache: nothing to read */
 };
 
 static void hash_job_run(void *vctx, void *vjob)
@@ -107,6 +109,8 @@ static void hash_job_run(void *vctx, void *vjob)
 	struct hash_job *j = vjob;
 	int fd;
 
+	if (j->cached)
+		return;
 	fd = ug_open_beneath(treefd, j->e->path, O_RDONLY, 0);
 	if (fd < 0) {
 		j->rc = fd;
@@ -524,6 +528,8 @@ struct pub {
 	struct djob *jobs;
 	size_t njobs, jobs_alloc;
 	struct bundle_plan plans[16];
+	struct ug_index index;            /* the stat cache for the next publish */
+	int64_t scan_start_ns;
 };
 
 static int add_job(struct pub *p, struct djob **ret)
@@ -592,10 +598,15 @@ static int scan_and_hash(struct pub *p, int treefd, struct ug_error *err)
 	struct ug_rules *rules = NULL;
 	struct ug_scan scan = { 0 };
 	struct hash_job *jobs = NULL;
+	struct ug_index old_index = { 0 };
 	struct ug_error e = { "" };
-	size_t nfiles = 0;
+	size_t nfiles = 0, ncached = 0;
 	int r;
 
+	r = ug_index_load(p->s, p->o->channel, &old_index);
+	if (r == -EBADMSG)
+		plog(p->o, UG_LOG_WARN, "stat cache of channel '%s' is corrupt; rehashing everything",
+		     p->o->channel);
 	r = ug_rules_load(treefd, &rules, &e);
 	if (r < 0)
 		return ug_error_set(err, r, "tree '%s': %s", p->o->tree, e.msg);
@@ -609,10 +620,25 @@ static int scan_and_hash(struct pub *p, int treefd, struct ug_error *err)
 		r = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < scan.n; i++)
-		if (scan.entries[i].type == UG_SCAN_FILE)
-			jobs[nfiles++].e = &scan.entries[i];
-	plog(p->o, UG_LOG_INFO, "hashing %zu files in '%s'", nfiles, p->o->tree);
+	for (size_t i = 0; i < scan.n; i++) {
+		const struct ug_index_entry *x;
+		struct hash_job *j;
+
+		if (scan.entries[i].type != UG_SCAN_FILE)
+			continue;
+		j = &jobs[nfiles++];
+		j->e = &scan.entries[i];
+		x = ug_index_lookup(&old_index, j->e);
+		if (x) {
+			j->hash = x->hash;
+			j->xxh = x->xxh;
+			j->size = x->size;
+			j->cached = true;
+			ncached++;
+		}
+	}
+	plog(p->o, UG_LOG_INFO, "hashing %zu of %zu files in '%s' (%zu unchanged since the last scan)",
+	     nfiles - ncached, nfiles, p->o->tree, ncached);
 	pool_run(pool_threads(p->s), jobs, nfiles, sizeof(*jobs), hash_job_run, &treefd);
 
 	for (size_t i = 0, fi = 0; i < scan.n; i++) {
@@ -640,6 +666,9 @@ static int scan_and_hash(struct pub *p, int treefd, struct ug_error *err)
 			r = -ENOMEM;
 			goto out;
 		}
+		r = ug_index_add(&p->index, se, &j->hash, &j->xxh);
+		if (r < 0)
+			goto out;
 		f->mode = se->mode;
 		f->size = j->size;
 		f->hash = j->hash;
@@ -652,6 +681,7 @@ static int scan_and_hash(struct pub *p, int treefd, struct ug_error *err)
 	r = 0;
 out:
 	free(jobs);
+	ug_index_release(&old_index);
 	ug_scan_release(&scan);
 	ug_rules_free(rules);
 	return r;
@@ -1192,6 +1222,11 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 		r = -ENOMEM;
 		goto out;
 	}
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		p.scan_start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	}
 	r = scan_and_hash(&p, treefd, err);
 	if (r < 0)
 		goto out;
@@ -1231,6 +1266,9 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	for (size_t v = 0; v < p.res.npairs; v++)
 		p.res.pairs[v].best_bytes += p.res.pairs[v].manifest_delta_bytes;
 done:
+	/* only a cache: failing to write it costs the next publish time */
+	if (ug_index_save(s, o->channel, &p.index, p.scan_start_ns) < 0)
+		plog(o, UG_LOG_WARN, "cannot write the stat cache of channel '%s'", o->channel);
 	*ret = p.res;
 out:
 	if (r < 0 && err && !err->msg[0])
@@ -1245,5 +1283,6 @@ out:
 		bundle_plan_release(&p.plans[i]);
 	}
 	free(p.jobs);
+	ug_index_release(&p.index);
 	return r;
 }

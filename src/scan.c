@@ -75,13 +75,13 @@ static void warnf(struct walk *w, const char *what, const char *why)
 	w->warn(w->warn_ctx, msg);
 }
 
-static int64_t mtime_ns(const struct stat *st)
+static int64_t ts_ns(const struct timespec *ts)
 {
 	int64_t ns;
 
-	if (__builtin_mul_overflow((int64_t)st->st_mtim.tv_sec, (int64_t)1000000000, &ns) ||
-	    __builtin_add_overflow(ns, (int64_t)st->st_mtim.tv_nsec, &ns))
-		return st->st_mtim.tv_sec < 0 ? INT64_MIN : INT64_MAX;
+	if (__builtin_mul_overflow((int64_t)ts->tv_sec, (int64_t)1000000000, &ns) ||
+	    __builtin_add_overflow(ns, (int64_t)ts->tv_nsec, &ns))
+		return ts->tv_sec < 0 ? INT64_MIN : INT64_MAX;
 	return ns;
 }
 
@@ -116,7 +116,8 @@ static int add_entry(struct walk *w, enum ug_scan_type type, const struct stat *
 	e->type = type;
 	e->mode = (uint32_t)(st->st_mode & 07777);
 	e->size = type == UG_SCAN_FILE ? (uint64_t)st->st_size : 0;
-	e->mtime_ns = mtime_ns(st);
+	e->mtime_ns = ts_ns(&st->st_mtim);
+	e->ctime_ns = ts_ns(&st->st_ctim);
 	e->ino = (uint64_t)st->st_ino;
 	e->dev = (uint64_t)st->st_dev;
 	s->n++;

@@ -22,6 +22,7 @@ struct ug_scan_entry {
 	uint32_t mode;       /* permission bits (07777) */
 	uint64_t size;       /* 0 for a directory */
 	int64_t mtime_ns;
+	int64_t ctime_ns;    /* catches chmod and mtime reset by touch -d */
 	uint64_t ino;
 	uint64_t dev;
 };

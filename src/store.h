@@ -11,6 +11,7 @@
  *   manifests/CHANNEL/N.json.sig   its detached Ed25519 signature
  *   manifests/CHANNEL/N.from-M.zst manifest delta (zstd prefix of M's json)
  *   refs/CHANNEL                latest version number of the channel
+ *   cache/CHANNEL.index         publish's stat cache (index.h)
  *   tmp/                        temporary files, same filesystem
  * Every file becomes visible only by rename after fsync. */
 #ifndef UG_STORE_H

@@ -1,0 +1,3 @@
+#ifndef UG_STRUCTURE_H
+#define UG_STRUCTURE_H
+#endif
