@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -1211,4 +1214,66 @@ int ug_store_ref_write(struct ug_store *s, const char *channel, uint64_t version
 	snprintf(path, sizeof(path), "refs/%s", channel);
 	n = snprintf(text, sizeof(text), "%" PRIu64 "\n", version);
 	return ug_file_write_atomic(s->dirfd, path, text, (size_t)n, 0644);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ug_store_ref_wait(struct ug_store *s, const char *channel, uint64_t after,
+		      int timeout_ms, uint64_t *ret_version)
+{
+	/* room for a burst of events; their content does not matter, only
+	 * that something in refs/ changed */
+	char evbuf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms;
+	uint64_t v;
+	int fd, r;
+
+	r = ug_channel_check(channel, NULL);
+	if (r < 0)
+		return r;
+	fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	/* watch first, then read: a ref moved in between is not missed */
+	{
+		char refs[UG_PATH_MAX + 8];
+		snprintf(refs, sizeof(refs), "%s/refs", s->path);
+		if (inotify_add_watch(fd, refs, IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR) < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int64_t left;
+
+		r = ug_store_ref_read(s, channel, &v);
+		if (r == 0 && v > after) {
+			*ret_version = v;
+			goto out;
+		}
+		if (r < 0 && r != -ENOENT)
+			goto out;
+		left = deadline - mono_ms();
+		if (left <= 0) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		r = poll(&pfd, 1, left > INT32_MAX ? -1 : (int)left);
+		if (r < 0 && errno != EINTR) {
+			r = -errno;
+			goto out;
+		}
+		while (read(fd, evbuf, sizeof(evbuf)) > 0)
+			; /* drain; the ref itself is re-read above */
+	}
+out:
+	close(fd);
+	return r;
 }

@@ -108,5 +108,12 @@ void ug_strv_free(char **v, size_t n);
 /* Refs: -ENOENT when the channel has none yet. */
 int ug_store_ref_read(struct ug_store *s, const char *channel, uint64_t *ret_version);
 int ug_store_ref_write(struct ug_store *s, const char *channel, uint64_t version);
+/* Block until channel's ref names a version above `after`, or timeout_ms
+ * passes (-ETIMEDOUT; negative: wait forever). Publish moves a ref by
+ * rename into refs/, so this watches that directory with inotify: a
+ * long-poll (upgrid-syncd) is woken by the publish itself, no polling.
+ * Uses its own inotify instance, so it is safe beside the watcher's. */
+int ug_store_ref_wait(struct ug_store *s, const char *channel, uint64_t after,
+		      int timeout_ms, uint64_t *ret_version);
 
 #endif

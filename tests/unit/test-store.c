@@ -1542,3 +1542,53 @@ Test(store, no_fd_leaks)
 	ug_strv_free(ch, n);
 	cr_assert_eq(count_fds(), before, "file descriptors leaked");
 }
+
+/* ---------------------------------------------------------------- ref wait */
+
+#include <sys/wait.h>
+#include <time.h>
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+Test(store, ref_wait_times_out)
+{
+	uint64_t v = 0;
+	double t0 = mono_s();
+
+	cr_assert_eq(ug_store_ref_wait(S, "stable", 0, 200, &v), -ETIMEDOUT);
+	cr_assert_geq(mono_s() - t0, 0.19);
+	cr_assert_eq(ug_store_ref_write(S, "stable", 3), 0);
+	cr_assert_eq(ug_store_ref_wait(S, "stable", 3, 100, &v), -ETIMEDOUT, "3 is not above 3");
+	cr_assert_eq(ug_store_ref_wait(S, "stable", 2, 100, &v), 0, "already above: no wait");
+	cr_assert_eq(v, 3);
+	cr_assert_eq(ug_store_ref_wait(S, "../x", 0, 10, &v), -EINVAL);
+}
+
+/* A waiter is woken by the ref moving, well before its timeout. */
+Test(store, ref_wait_wakes_on_publish)
+{
+	pid_t pid;
+	int status;
+	double t0;
+
+	cr_assert_eq(ug_store_ref_write(S, "stable", 1), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		uint64_t v = 0;
+		int r = ug_store_ref_wait(S, "stable", 1, 10000, &v);
+		_exit(r == 0 && v == 2 ? 0 : 1);
+	}
+	t0 = mono_s();
+	usleep(200000);
+	cr_assert_eq(ug_store_ref_write(S, "stable", 2), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "waiter did not see version 2");
+	cr_assert_lt(mono_s() - t0, 5.0, "waiter was not woken by the ref write");
+}
