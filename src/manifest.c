@@ -54,6 +54,7 @@ void ug_manifest_free(struct ug_manifest *m)
 	for (size_t i = 0; i < m->nfiles; i++) {
 		free(m->files[i].path);
 		free(m->files[i].deltas);
+		ug_struct_diff_free(m->files[i].structure);
 	}
 	free(m->files);
 	for (size_t i = 0; i < m->ndirs; i++)
@@ -145,6 +146,8 @@ const struct ug_mfile *ug_manifest_find(const struct ug_manifest *m, const char 
 }
 
 /* ---- validation -------------------------------------------------------- */
+
+static const char *shown(const char *s);
 
 /* JSON strings must be UTF-8 (jansson refuses anything else), so the
  * writer could not encode a path or message that is not. */
@@ -293,6 +296,280 @@ static int validate_dirs(const struct ug_manifest *m, struct ug_error *err)
 	return 0;
 }
 
+/* ---- validation: files[].structure ---------------------------------------
+ *
+ * A terminal merges or migrates by what this object says, so it is held to
+ * what the publisher's diff (structure.c) can produce: names as the parsers
+ * accept them, the lists of the file's kind only, flags that agree with the
+ * lists, and lists that are sets and agree with each other. */
+
+static bool is_conf_format(enum ug_struct_format f)
+{
+	return f == UG_STRUCT_KV || f == UG_STRUCT_INI;
+}
+
+static bool is_table_format(enum ug_struct_format f)
+{
+	return f == UG_STRUCT_CSV || f == UG_STRUCT_TSV;
+}
+
+static int check_sname(const char *s, bool nonempty, const char *where, const char *field,
+		       size_t j, int k, struct ug_error *err)
+{
+	char at[32] = "";
+	size_t n;
+
+	if (k >= 0)
+		snprintf(at, sizeof(at), "[%d]", k);
+	if (!s)
+		return ug_error_set(err, -EINVAL, "%s.%s[%zu]%s: missing", where, field, j, at);
+	n = strnlen(s, UG_STRUCT_NAME_MAX + 1);
+	if (n > UG_STRUCT_NAME_MAX)
+		return ug_error_set(err, -E2BIG, "%s.%s[%zu]%s: longer than %u bytes", where, field,
+				    j, at, UG_STRUCT_NAME_MAX);
+	if (n == 0 && nonempty)
+		return ug_error_set(err, -EBADMSG, "%s.%s[%zu]%s: empty name", where, field, j, at);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return ug_error_set(err, -EBADMSG, "%s.%s[%zu]%s: contains a control character",
+					    where, field, j, at);
+	if (!ug_utf8_valid(s, n))
+		return ug_error_set(err, -EBADMSG, "%s.%s[%zu]%s: not valid UTF-8", where, field, j, at);
+	return 0;
+}
+
+static int check_names(char *const *v, size_t n, size_t max, bool nonempty, const char *where,
+		       const char *field, struct ug_error *err)
+{
+	int r;
+
+	if (n > max)
+		return ug_error_set(err, -E2BIG, "%s.%s: %zu entries, more than the limit of %zu",
+				    where, field, n, max);
+	if (n > 0 && !v)
+		return ug_error_set(err, -EINVAL, "%s.%s: array is missing", where, field);
+	for (size_t j = 0; j < n; j++)
+		if ((r = check_sname(v[j], nonempty, where, field, j, -1, err)) < 0)
+			return r;
+	return 0;
+}
+
+/* a: section (may be "": the keys before any header) or old column;
+ * b: key or new column, never empty */
+static int check_pairs(const struct ug_strpair *v, size_t n, size_t max, bool a_nonempty,
+		       const char *where, const char *field, struct ug_error *err)
+{
+	int r;
+
+	if (n > max)
+		return ug_error_set(err, -E2BIG, "%s.%s: %zu entries, more than the limit of %zu",
+				    where, field, n, max);
+	if (n > 0 && !v)
+		return ug_error_set(err, -EINVAL, "%s.%s: array is missing", where, field);
+	for (size_t j = 0; j < n; j++)
+		if ((r = check_sname(v[j].a, a_nonempty, where, field, j, 0, err)) < 0 ||
+		    (r = check_sname(v[j].b, true, where, field, j, 1, err)) < 0)
+			return r;
+	return 0;
+}
+
+static int strp_cmp(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static int pairp_cmp(const void *x, const void *y)
+{
+	const struct ug_strpair *a = *(const struct ug_strpair *const *)x;
+	const struct ug_strpair *b = *(const struct ug_strpair *const *)y;
+	int c = strcmp(a->a, b->a);
+
+	return c ? c : strcmp(a->b, b->b);
+}
+
+/* The names of up to three lists, sorted together: a name in two of them,
+ * or twice in one, is reported. v is scratch of n1 + n2 + n3 pointers. */
+static int unique_names(const char **v, char *const *l1, size_t n1, char *const *l2, size_t n2,
+			char *const *l3, size_t n3, const char *where, const char *what,
+			struct ug_error *err)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < n1; i++)
+		v[n++] = l1[i];
+	for (size_t i = 0; i < n2; i++)
+		v[n++] = l2[i];
+	for (size_t i = 0; i < n3; i++)
+		v[n++] = l3[i];
+	qsort(v, n, sizeof(*v), strp_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(v[i - 1], v[i]) == 0)
+			return ug_error_set(err, -EBADMSG, "%s: %s '%s' is listed twice", where, what,
+					    shown(v[i]));
+	return 0;
+}
+
+static int validate_conf_structure(const struct ug_struct_diff *s, const char *where,
+				   struct ug_error *err)
+{
+	const struct ug_strpair **pv = NULL;
+	const char **sv = NULL;
+	size_t nk = s->nkeys_added + s->nkeys_removed + s->nkeys_changed, n = 0;
+	int r;
+
+	if (s->ncolumns || s->ncolumns_added || s->ncolumns_removed || s->ncolumns_renamed ||
+	    s->reordered)
+		return ug_error_set(err, -EBADMSG, "%s: columns given for a config file", where);
+	if ((r = check_names(s->sections_added, s->nsections_added, UG_STRUCT_SECTIONS_MAX, true,
+			     where, "sections_added", err)) < 0 ||
+	    (r = check_names(s->sections_removed, s->nsections_removed, UG_STRUCT_SECTIONS_MAX,
+			     true, where, "sections_removed", err)) < 0 ||
+	    (r = check_pairs(s->keys_added, s->nkeys_added, UG_STRUCT_KEYS_MAX, false, where,
+			     "keys_added", err)) < 0 ||
+	    (r = check_pairs(s->keys_removed, s->nkeys_removed, UG_STRUCT_KEYS_MAX, false, where,
+			     "keys_removed", err)) < 0 ||
+	    (r = check_pairs(s->keys_changed, s->nkeys_changed, UG_STRUCT_KEYS_MAX, false, where,
+			     "keys_changed", err)) < 0)
+		return r;
+	if (s->structural != (s->nsections_added || s->nsections_removed || s->nkeys_added ||
+			      s->nkeys_removed))
+		return ug_error_set(err, -EBADMSG,
+				    "%s.structural: must be true exactly when sections or keys are added or removed",
+				    where);
+	if (s->content != (s->nkeys_changed > 0))
+		return ug_error_set(err, -EBADMSG,
+				    "%s.content: must be true exactly when keys_changed is not empty", where);
+	sv = malloc((s->nsections_added + s->nsections_removed + 1) * sizeof(*sv));
+	pv = malloc((nk + 1) * sizeof(*pv));
+	if (!sv || !pv) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = unique_names(sv, s->sections_added, s->nsections_added, s->sections_removed,
+			 s->nsections_removed, NULL, 0, where, "section", err);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < s->nkeys_added; i++)
+		pv[n++] = &s->keys_added[i];
+	for (size_t i = 0; i < s->nkeys_removed; i++)
+		pv[n++] = &s->keys_removed[i];
+	for (size_t i = 0; i < s->nkeys_changed; i++)
+		pv[n++] = &s->keys_changed[i];
+	qsort(pv, n, sizeof(*pv), pairp_cmp);
+	for (size_t i = 1; i < n; i++) {
+		if (pairp_cmp(&pv[i - 1], &pv[i]) == 0) {
+			char a[80];
+
+			snprintf(a, sizeof(a), "%.64s", shown(pv[i]->a));
+			r = ug_error_set(err, -EBADMSG, "%s: key ['%s', '%.64s'] is listed twice", where,
+					 a, shown(pv[i]->b));
+			goto out;
+		}
+	}
+out:
+	free(sv);
+	free(pv);
+	return r;
+}
+
+static bool in_sorted(const char *const *v, size_t n, const char *s)
+{
+	return n > 0 && bsearch(&s, v, n, sizeof(*v), strp_cmp) != NULL;
+}
+
+static int validate_table_structure(const struct ug_struct_diff *s, const char *where,
+				    struct ug_error *err)
+{
+	const char **cols = NULL, **tmp = NULL;
+	char **from = NULL, **to = NULL;
+	size_t nr = s->ncolumns_renamed;
+	int r;
+
+	if (s->nsections_added || s->nsections_removed || s->nkeys_added || s->nkeys_removed ||
+	    s->nkeys_changed)
+		return ug_error_set(err, -EBADMSG, "%s: sections or keys given for a data file", where);
+	if ((r = check_names(s->columns, s->ncolumns, UG_STRUCT_COLUMNS_MAX, false, where,
+			     "columns", err)) < 0 ||
+	    (r = check_names(s->columns_added, s->ncolumns_added, UG_STRUCT_COLUMNS_MAX, false,
+			     where, "columns_added", err)) < 0 ||
+	    (r = check_names(s->columns_removed, s->ncolumns_removed, UG_STRUCT_COLUMNS_MAX, false,
+			     where, "columns_removed", err)) < 0 ||
+	    (r = check_pairs(s->columns_renamed, nr, UG_STRUCT_COLUMNS_MAX, true, where,
+			     "columns_renamed", err)) < 0)
+		return r;
+	if (s->structural != (s->ncolumns_added || s->ncolumns_removed || nr || s->reordered))
+		return ug_error_set(err, -EBADMSG,
+				    "%s.structural: must be true exactly when columns are added, removed, renamed or reordered",
+				    where);
+	cols = malloc((s->ncolumns + 1) * sizeof(*cols));
+	tmp = malloc((s->ncolumns + s->ncolumns_removed + nr + 1) * sizeof(*tmp));
+	from = malloc((nr + 1) * sizeof(*from));
+	to = malloc((nr + 1) * sizeof(*to));
+	if (!cols || !tmp || !from || !to) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nr; i++) {
+		from[i] = s->columns_renamed[i].a;
+		to[i] = s->columns_renamed[i].b;
+	}
+	/* the new header is a set; added and renamed-to name some of it,
+	 * each once; removed and renamed-from name old columns, not in it */
+	if ((r = unique_names(cols, s->columns, s->ncolumns, NULL, 0, NULL, 0, where, "column",
+			      err)) < 0 ||
+	    (r = unique_names(tmp, s->columns_added, s->ncolumns_added, to, nr, NULL, 0, where,
+			      "added or renamed column", err)) < 0 ||
+	    (r = unique_names(tmp, s->columns_removed, s->ncolumns_removed, from, nr, NULL, 0,
+			      where, "removed or renamed column", err)) < 0)
+		goto out;
+	for (size_t i = 0; i < s->ncolumns_added; i++)
+		if (!in_sorted(cols, s->ncolumns, s->columns_added[i])) {
+			r = ug_error_set(err, -EBADMSG, "%s.columns_added[%zu]: '%.64s' is not in columns",
+					 where, i, shown(s->columns_added[i]));
+			goto out;
+		}
+	for (size_t i = 0; i < nr; i++)
+		if (!in_sorted(cols, s->ncolumns, to[i]) || in_sorted(cols, s->ncolumns, from[i])) {
+			r = ug_error_set(err, -EBADMSG,
+					 "%s.columns_renamed[%zu]: the new name must be in columns and the old one not",
+					 where, i);
+			goto out;
+		}
+	for (size_t i = 0; i < s->ncolumns_removed; i++)
+		if (in_sorted(cols, s->ncolumns, s->columns_removed[i])) {
+			r = ug_error_set(err, -EBADMSG, "%s.columns_removed[%zu]: '%.64s' is still in columns",
+					 where, i, shown(s->columns_removed[i]));
+			goto out;
+		}
+out:
+	free(cols);
+	free(tmp);
+	free(from);
+	free(to);
+	return r;
+}
+
+static int validate_structure(const struct ug_mfile *f, size_t i, struct ug_error *err)
+{
+	const struct ug_struct_diff *s = f->structure;
+	char where[64];
+
+	snprintf(where, sizeof(where), "files[%zu].structure", i);
+	if (is_conf_format(s->format)) {
+		if (f->cls != UG_CLASS_CONFIG)
+			return ug_error_set(err, -EBADMSG, "%s: format '%s' is for class 'config', not '%s'",
+					    where, ug_struct_format_name(s->format), ug_class_name(f->cls));
+		return validate_conf_structure(s, where, err);
+	}
+	if (is_table_format(s->format)) {
+		if (f->cls != UG_CLASS_DATA)
+			return ug_error_set(err, -EBADMSG, "%s: format '%s' is for class 'data', not '%s'",
+					    where, ug_struct_format_name(s->format), ug_class_name(f->cls));
+		return validate_table_structure(s, where, err);
+	}
+	return ug_error_set(err, -EBADMSG, "%s.format: unknown format %d", where, (int)s->format);
+}
+
 static int validate_file(const struct ug_manifest *m, size_t i, struct ug_error *err)
 {
 	const struct ug_mfile *f = &m->files[i];
@@ -337,6 +614,8 @@ static int validate_file(const struct ug_manifest *m, size_t i, struct ug_error 
 					    "files[%zu].deltas[%zu].memory: %" PRIu64 " is over the limit of %" PRIu64,
 					    i, j, d->memory, JSON_U64_MAX);
 	}
+	if (f->structure && (r = validate_structure(f, i, err)) < 0)
+		return r;
 	return check_parent(m, f->path, "files", i, err);
 }
 
@@ -540,11 +819,69 @@ static json_t *dir_json(const struct ug_manifest *m, size_t i)
 	return json_pack("{s:o, s:s}", "mode", mode_json(d->mode), "path", d->path);
 }
 
+static json_t *names_json(char *const *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		if (json_array_append_new(a, json_string(v[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static json_t *pairs_json(const struct ug_strpair *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		if (json_array_append_new(a, json_pack("[s, s]", v[i].a, v[i].b)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/* Only the lists of the file's kind are written; keys are sorted when
+ * the line is dumped. */
+static json_t *structure_json(const struct ug_struct_diff *s);
+
+struct json_t *ug_struct_diff_json(const struct ug_struct_diff *d)
+{
+	return structure_json(d);
+}
+
+static json_t *structure_json(const struct ug_struct_diff *s)
+{
+	if (is_conf_format(s->format))
+		return json_pack("{s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:o}",
+				 "format", ug_struct_format_name(s->format),
+				 "structural", (int)s->structural,
+				 "content", (int)s->content,
+				 "sections_added", names_json(s->sections_added, s->nsections_added),
+				 "sections_removed", names_json(s->sections_removed, s->nsections_removed),
+				 "keys_added", pairs_json(s->keys_added, s->nkeys_added),
+				 "keys_removed", pairs_json(s->keys_removed, s->nkeys_removed),
+				 "keys_changed", pairs_json(s->keys_changed, s->nkeys_changed));
+	return json_pack("{s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:b}",
+			 "format", ug_struct_format_name(s->format),
+			 "structural", (int)s->structural,
+			 "content", (int)s->content,
+			 "columns", names_json(s->columns, s->ncolumns),
+			 "columns_added", names_json(s->columns_added, s->ncolumns_added),
+			 "columns_removed", names_json(s->columns_removed, s->ncolumns_removed),
+			 "columns_renamed", pairs_json(s->columns_renamed, s->ncolumns_renamed),
+			 "reordered", (int)s->reordered);
+}
+
 static json_t *file_json(const struct ug_manifest *m, size_t i)
 {
 	const struct ug_mfile *f = &m->files[i];
 	char xxh[UG_XXH_HEX_LEN + 1];
-	json_t *deltas = json_array();
+	json_t *deltas = json_array(), *file;
 
 	if (!deltas)
 		return NULL;
@@ -562,7 +899,7 @@ static json_t *file_json(const struct ug_manifest *m, size_t i)
 		}
 	}
 	ug_xxh_hex(&f->xxh, xxh);
-	return json_pack("{s:s, s:o, s:s, s:o, s:o, s:s, s:I, s:I, s:s}",
+	file = json_pack("{s:s, s:o, s:s, s:o, s:o, s:s, s:I, s:I, s:s}",
 			 "action", ug_action_name(f->action),
 			 "blake2b", hash_json(&f->hash),
 			 "class", ug_class_name(f->cls),
@@ -572,6 +909,13 @@ static json_t *file_json(const struct ug_manifest *m, size_t i)
 			 "size", (json_int_t)f->size,
 			 "stored", (json_int_t)f->stored,
 			 "xxh3", xxh);
+	/* omitted (not null) when there is none */
+	if (file && f->structure &&
+	    json_object_set_new(file, "structure", structure_json(f->structure)) < 0) {
+		json_decref(file);
+		return NULL;
+	}
+	return file;
 }
 
 static json_t *removed_json(const struct ug_manifest *m, size_t i)
@@ -921,6 +1265,142 @@ static int parse_delta(json_t *o, const char *where, struct ug_mdelta *d, struct
 	return 0;
 }
 
+static int get_bool(json_t *obj, const char *where, const char *key, bool *ret,
+		    struct ug_error *err)
+{
+	json_t *v = NULL;
+	int r = get_member(obj, where, key, &v, err);
+
+	if (r < 0)
+		return r;
+	if (!json_is_boolean(v))
+		return field_error(err, -EBADMSG, where, key, "expected true or false");
+	*ret = json_is_true(v);
+	return 0;
+}
+
+/* A string of a structure list: bounded before it is copied. */
+static int struct_string(json_t *v, const char *where, const char *key, size_t j, int k,
+			 const char *expected, char **ret, struct ug_error *err)
+{
+	char at[32] = "";
+	char *d;
+
+	if (k >= 0)
+		snprintf(at, sizeof(at), "[%d]", k);
+	if (!json_is_string(v))
+		return ug_error_set(err, -EBADMSG, "%s.%s[%zu]%s: expected %s", where, key, j, at,
+				    expected);
+	if (json_string_length(v) > UG_STRUCT_NAME_MAX)
+		return ug_error_set(err, -E2BIG, "%s.%s[%zu]%s: longer than %u bytes", where, key, j,
+				    at, UG_STRUCT_NAME_MAX);
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return ug_error_set(err, -EBADMSG, "%s.%s[%zu]%s: contains a NUL byte", where, key, j,
+				    at);
+	d = strdup(json_string_value(v));
+	if (!d)
+		return -ENOMEM;
+	*ret = d;
+	return 0;
+}
+
+static int get_names(json_t *o, const char *where, const char *key, size_t max, char ***ret,
+		     size_t *ret_n, struct ug_error *err)
+{
+	json_t *arr = NULL;
+	int r = get_array(o, where, key, max, &arr, err);
+
+	if (r < 0)
+		return r;
+	/* +1: calloc(0) may return NULL */
+	*ret = calloc(json_array_size(arr) + 1, sizeof(**ret));
+	if (!*ret)
+		return -ENOMEM;
+	for (size_t j = 0; j < json_array_size(arr); j++) {
+		r = struct_string(json_array_get(arr, j), where, key, j, -1, "a string",
+				  &(*ret)[j], err);
+		if (r < 0)
+			return r;
+		(*ret_n)++;
+	}
+	return 0;
+}
+
+static int get_pairs(json_t *o, const char *where, const char *key, size_t max,
+		     const char *expected, struct ug_strpair **ret, size_t *ret_n,
+		     struct ug_error *err)
+{
+	json_t *arr = NULL;
+	int r = get_array(o, where, key, max, &arr, err);
+
+	if (r < 0)
+		return r;
+	*ret = calloc(json_array_size(arr) + 1, sizeof(**ret));
+	if (!*ret)
+		return -ENOMEM;
+	for (size_t j = 0; j < json_array_size(arr); j++) {
+		json_t *e = json_array_get(arr, j);
+		struct ug_strpair *p = &(*ret)[j];
+
+		if (!json_is_array(e) || json_array_size(e) != 2)
+			return ug_error_set(err, -EBADMSG, "%s.%s[%zu]: expected %s", where, key, j,
+					    expected);
+		/* counted first: the pair is freed as a whole on failure */
+		(*ret_n)++;
+		if ((r = struct_string(json_array_get(e, 0), where, key, j, 0, "a string", &p->a,
+				       err)) < 0 ||
+		    (r = struct_string(json_array_get(e, 1), where, key, j, 1, "a string", &p->b,
+				       err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Types and shapes only; ug_manifest_validate checks the rest. */
+static int parse_structure(json_t *o, const char *fwhere, struct ug_mfile *f,
+			   struct ug_error *err)
+{
+	struct ug_struct_diff *s;
+	char where[96];
+	const char *fmt;
+	int r;
+
+	snprintf(where, sizeof(where), "%s.structure", fwhere);
+	if (!json_is_object(o))
+		return field_error(err, -EBADMSG, where, NULL, "expected an object");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	f->structure = s;
+	if ((r = get_string(o, where, "format", &fmt, err)) < 0)
+		return r;
+	if (ug_struct_format_from_name(fmt, &s->format) < 0)
+		return field_error(err, -EBADMSG, where, "format", "unknown format '%.64s'", shown(fmt));
+	if ((r = get_bool(o, where, "structural", &s->structural, err)) < 0 ||
+	    (r = get_bool(o, where, "content", &s->content, err)) < 0)
+		return r;
+	if (is_conf_format(s->format))
+		return (r = get_names(o, where, "sections_added", UG_STRUCT_SECTIONS_MAX,
+				      &s->sections_added, &s->nsections_added, err)) < 0 ||
+		       (r = get_names(o, where, "sections_removed", UG_STRUCT_SECTIONS_MAX,
+				      &s->sections_removed, &s->nsections_removed, err)) < 0 ||
+		       (r = get_pairs(o, where, "keys_added", UG_STRUCT_KEYS_MAX, "[section, key]",
+				      &s->keys_added, &s->nkeys_added, err)) < 0 ||
+		       (r = get_pairs(o, where, "keys_removed", UG_STRUCT_KEYS_MAX, "[section, key]",
+				      &s->keys_removed, &s->nkeys_removed, err)) < 0 ||
+		       (r = get_pairs(o, where, "keys_changed", UG_STRUCT_KEYS_MAX, "[section, key]",
+				      &s->keys_changed, &s->nkeys_changed, err)) < 0 ? r : 0;
+	return (r = get_names(o, where, "columns", UG_STRUCT_COLUMNS_MAX, &s->columns,
+			      &s->ncolumns, err)) < 0 ||
+	       (r = get_names(o, where, "columns_added", UG_STRUCT_COLUMNS_MAX,
+			      &s->columns_added, &s->ncolumns_added, err)) < 0 ||
+	       (r = get_names(o, where, "columns_removed", UG_STRUCT_COLUMNS_MAX,
+			      &s->columns_removed, &s->ncolumns_removed, err)) < 0 ||
+	       (r = get_pairs(o, where, "columns_renamed", UG_STRUCT_COLUMNS_MAX, "[old, new]",
+			      &s->columns_renamed, &s->ncolumns_renamed, err)) < 0 ||
+	       (r = get_bool(o, where, "reordered", &s->reordered, err)) < 0 ? r : 0;
+}
+
 static int parse_file(json_t *o, const char *where, struct ug_mfile *f, struct ug_error *err)
 {
 	const char *s;
@@ -962,6 +1442,9 @@ static int parse_file(json_t *o, const char *where, struct ug_mfile *f, struct u
 		if ((r = parse_delta(e, dwhere, d, err)) < 0)
 			return r;
 	}
+	if (json_object_get(o, "structure") &&
+	    (r = parse_structure(json_object_get(o, "structure"), where, f, err)) < 0)
+		return r;
 	return 0;
 }
 

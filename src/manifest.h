@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "hash.h"
+#include "structure.h"
 #include "types.h"
 #include "util.h"
 
@@ -39,6 +40,10 @@ struct ug_mfile {
 	struct ug_mdelta *deltas;
 	size_t ndeltas;
 	size_t deltas_alloc;     /* private: capacity kept by ug_mfile_add_delta */
+	/* The structural change from the parent version's file at the same
+	 * path (config and data files only), or NULL: none recorded. Owned
+	 * by the manifest (freed with ug_struct_diff_free). */
+	struct ug_struct_diff *structure;
 };
 
 struct ug_mdir {
@@ -106,6 +111,11 @@ int ug_manifest_parse(const char *json, size_t len, struct ug_manifest **ret,
 		      struct ug_error *err);
 /* Check every invariant (the parser's rules) on an in-memory manifest. */
 int ug_manifest_validate(const struct ug_manifest *m, struct ug_error *err);
+
+/* A structural diff as the manifest spells it (a new jansson reference,
+ * NULL on ENOMEM); for programs that print it (upgrid diff --json). */
+struct json_t;
+struct json_t *ug_struct_diff_json(const struct ug_struct_diff *d);
 
 /* Binary search by path; NULL if absent. */
 const struct ug_mfile *ug_manifest_find(const struct ug_manifest *m, const char *path);

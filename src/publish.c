@@ -19,6 +19,7 @@
 #include "publish.h"
 #include "rules.h"
 #include "scan.h"
+#include "structure.h"
 
 /* ---------------------------------------------------------------- logging */
 
@@ -529,6 +530,7 @@ struct pub {
 	size_t njobs, jobs_alloc;
 	struct bundle_plan plans[16];
 	struct ug_index index;            /* the stat cache for the next publish */
+	struct ug_rules *rules;           /* of the tree being published */
 	int64_t scan_start_ns;
 };
 
@@ -595,7 +597,7 @@ static int trust_key(struct pub *p, bool write, struct ug_error *err)
 
 static int scan_and_hash(struct pub *p, int treefd, struct ug_error *err)
 {
-	struct ug_rules *rules = NULL;
+	struct ug_rules *rules = NULL; /* kept in p->rules on success */
 	struct ug_scan scan = { 0 };
 	struct hash_job *jobs = NULL;
 	struct ug_index old_index = { 0 };
@@ -678,6 +680,8 @@ static int scan_and_hash(struct pub *p, int treefd, struct ug_error *err)
 		p->res.tree_bytes += j->size;
 	}
 	p->res.nfiles = p->m->nfiles;
+	p->rules = rules;
+	rules = NULL;
 	r = 0;
 out:
 	free(jobs);
@@ -685,6 +689,141 @@ out:
 	ug_scan_release(&scan);
 	ug_rules_free(rules);
 	return r;
+}
+
+/* ---------------------------------------------------------------- structure */
+
+/* Read a tree file into memory (at most max bytes, -E2BIG beyond),
+ * checking it still has the content hashed at scan time. */
+static int read_tree_file(int treefd, const struct ug_mfile *f, size_t max, uint8_t **ret)
+{
+	struct ug_hash got;
+	uint8_t *buf;
+	ssize_t n;
+	int fd;
+
+	if (f->size > max)
+		return -E2BIG;
+	buf = malloc(f->size ? f->size : 1);
+	if (!buf)
+		return -ENOMEM;
+	fd = ug_open_beneath(treefd, f->path, O_RDONLY, 0);
+	if (fd < 0) {
+		free(buf);
+		return fd;
+	}
+	n = ug_read_full(fd, buf, f->size);
+	close(fd);
+	ug_hash_buf(buf, n < 0 ? 0 : (size_t)n, &got, NULL);
+	if (n < 0 || (uint64_t)n != f->size || !ug_hash_eq(&got, &f->hash)) {
+		free(buf);
+		return n < 0 ? (int)n : -EAGAIN;
+	}
+	*ret = buf;
+	return 0;
+}
+
+static int read_object(struct ug_store *s, const struct ug_mfile *f, size_t max, uint8_t **ret)
+{
+	uint8_t *buf;
+	ssize_t n;
+	int fd, r;
+
+	if (f->size > max)
+		return -E2BIG;
+	r = ug_store_object_tmp(s, &f->hash, &fd);
+	if (r < 0)
+		return r;
+	buf = malloc(f->size ? f->size : 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	n = ug_read_full(fd, buf, f->size);
+	close(fd);
+	if (n < 0 || (uint64_t)n != f->size) {
+		free(buf);
+		return n < 0 ? (int)n : -EBADMSG;
+	}
+	*ret = buf;
+	return 0;
+}
+
+/* Does the content parse as its class says? */
+static int parse_check(const struct ug_mfile *f, const uint8_t *data, struct ug_error *e)
+{
+	enum ug_struct_format fmt = ug_struct_format_for(f->cls, f->path);
+	int r;
+
+	if (fmt == UG_STRUCT_KV || fmt == UG_STRUCT_INI) {
+		struct ug_conf *c = NULL;
+		r = ug_conf_parse(data, f->size, &c, e);
+		ug_conf_free(c);
+	} else {
+		struct ug_table *t = NULL;
+		r = ug_table_parse(fmt, data, f->size, &t, e);
+		ug_table_free(t);
+	}
+	return r;
+}
+
+/* Config and data files get a structural view: what changed in keys,
+ * sections or columns relative to the parent, which decides between
+ * patch and merge/migrate. A file that does not parse is published as
+ * binary with a warning (it then gets deltas like any binary). This runs
+ * before the unchanged check so that the verdict on an unchanged file is
+ * the same every time. */
+static int analyze_structure(struct pub *p, int treefd, struct ug_error *err)
+{
+	for (size_t i = 0; i < p->m->nfiles; i++) {
+		struct ug_mfile *f = &p->m->files[i];
+		const struct ug_mfile *old;
+		struct ug_column_rename *renames = NULL;
+		size_t nrenames = 0;
+		uint8_t *cur = NULL, *prev = NULL;
+		struct ug_error e = { "" };
+		int r;
+
+		if (f->cls != UG_CLASS_CONFIG && f->cls != UG_CLASS_DATA)
+			continue;
+		old = p->parent ? ug_manifest_find(p->parent, f->path) : NULL;
+		/* unchanged and judged the same way last time: nothing to do */
+		if (old && ug_hash_eq(&old->hash, &f->hash) && old->cls == f->cls)
+			continue;
+		r = read_tree_file(treefd, f, UG_STRUCT_FILE_MAX, &cur);
+		if (r == -EAGAIN)
+			return ug_error_set(err, r, "'%s/%s' changed while it was being published; publish again when the tree is quiet",
+					    p->o->tree, f->path);
+		if (r == 0)
+			r = parse_check(f, cur, &e);
+		else if (r == -E2BIG)
+			ug_error_set(&e, r, "larger than %u MiB", UG_STRUCT_FILE_MAX >> 20);
+		if (r == -ENOMEM) {
+			free(cur);
+			return r;
+		}
+		if (r < 0) {
+			plog(p->o, UG_LOG_WARN, "'%s': not a valid %s file (%s); publishing it as binary",
+			     f->path, ug_class_name(f->cls), e.msg[0] ? e.msg : strerror(-r));
+			f->cls = UG_CLASS_BINARY;
+			free(cur);
+			continue;
+		}
+		/* a changed file whose old version had the same class: diff them */
+		if (old && old->cls == f->cls && !ug_hash_eq(&old->hash, &f->hash) &&
+		    read_object(p->s, old, UG_STRUCT_FILE_MAX, &prev) == 0 &&
+		    ug_rules_renames(p->rules, f->path, &renames, &nrenames) == 0) {
+			r = ug_struct_compare(f->cls, f->path, prev, old->size, cur, f->size, renames,
+					      nrenames, &f->structure, &e);
+			if (r < 0)
+				plog(p->o, UG_LOG_WARN, "'%s': no structural diff against version %" PRIu64 " (%s)",
+				     f->path, p->parent->version, e.msg);
+		}
+		free(renames);
+		free(prev);
+		free(cur);
+	}
+	return 0;
 }
 
 static bool same_tree(const struct ug_manifest *a, const struct ug_manifest *b)
@@ -932,8 +1071,6 @@ static int attach_deltas(struct pub *p)
 			d->id = j->id;
 			d->size = j->size;
 			d->memory = j->memory;
-			if (f->action == UG_ACTION_REPLACE)
-				f->action = UG_ACTION_PATCH;
 			kept = true;
 		}
 		if (!kept)
@@ -1082,6 +1219,10 @@ static int run_jobs(struct pub *p, int treefd, struct ug_error *err)
 		r = attach_deltas(p);
 	if (r < 0)
 		return ug_error_set(err, r, "cannot record objects and deltas: %s", strerror(-r));
+	for (size_t i = 0; i < p->m->nfiles; i++) {
+		struct ug_mfile *f = &p->m->files[i];
+		f->action = ug_struct_action(f->cls, f->structure, f->ndeltas > 0);
+	}
 	return 0;
 }
 
@@ -1230,6 +1371,9 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	r = scan_and_hash(&p, treefd, err);
 	if (r < 0)
 		goto out;
+	r = analyze_structure(&p, treefd, err);
+	if (r < 0)
+		goto out;
 	if (p.parent && same_tree(p.parent, p.m)) {
 		p.res.version = latest;
 		p.res.unchanged = true;
@@ -1284,5 +1428,6 @@ out:
 	}
 	free(p.jobs);
 	ug_index_release(&p.index);
+	ug_rules_free(p.rules);
 	return r;
 }

@@ -25,6 +25,7 @@ enum rule_kind {
 	RULE_CONFIG,
 	RULE_DATA,
 	RULE_PRESERVE,
+	RULE_RENAME,    /* rename-column: not a class, not a publication rule */
 };
 
 static const struct {
@@ -45,6 +46,8 @@ struct ug_rule {
 	bool anchored;  /* matched against the whole path, else the basename */
 	size_t len;
 	char *pat;      /* without leading and trailing '/' */
+	char *from;     /* RULE_RENAME: old and new column name */
+	char *to;
 };
 
 struct ug_rules {
@@ -260,8 +263,11 @@ bool ug_glob_match(const char *pattern, const char *path)
 
 static void rules_release(struct ug_rules *r)
 {
-	for (size_t i = 0; i < r->n; i++)
+	for (size_t i = 0; i < r->n; i++) {
 		free(r->v[i].pat);
+		free(r->v[i].from);
+		free(r->v[i].to);
+	}
 	free(r->v);
 }
 
@@ -388,8 +394,121 @@ static int rules_add(struct ug_rules *r, size_t *alloc, enum rule_kind kind,
 	rule->kind = kind;
 	rule->anchored = anchored;
 	rule->dir_only = dir_only;
+	rule->from = NULL;
+	rule->to = NULL;
 	r->n++;
 	return 0;
+}
+
+#define RENAME_WORD "rename-column"
+
+/* One argument of rename-column at s[*i]: a "..." string (\" and \\
+ * escapes) or a run of non-blank bytes taken literally. The result is
+ * NUL-terminated and malloc'd. */
+static int rename_arg(const char *s, size_t len, size_t *i, size_t line, char **ret,
+		      struct ug_error *err)
+{
+	size_t j = *i, n = 0;
+	char *out;
+
+	if (j >= len)
+		return ug_error_set(err, -EBADMSG, "line %zu: usage: " RENAME_WORD " PATTERN OLD NEW",
+				    line);
+	out = malloc(len - j + 1);
+	if (!out)
+		return -ENOMEM;
+	if (s[j] == '"') {
+		for (j++;; j++) {
+			if (j >= len) {
+				free(out);
+				return ug_error_set(err, -EBADMSG, "line %zu: unterminated '\"' in column name",
+						    line);
+			}
+			if (s[j] == '"')
+				break;
+			if (s[j] == '\\' && j + 1 < len && (s[j + 1] == '"' || s[j + 1] == '\\'))
+				j++;
+			out[n++] = s[j];
+		}
+		j++;
+		if (j < len && !is_blank(s[j])) {
+			free(out);
+			return ug_error_set(err, -EBADMSG, "line %zu: text after the closing '\"' of a column name",
+					    line);
+		}
+	} else {
+		while (j < len && !is_blank(s[j]))
+			out[n++] = s[j++];
+	}
+	out[n] = '\0';
+	while (j < len && is_blank(s[j]))
+		j++;
+	*i = j;
+	*ret = out;
+	return 0;
+}
+
+static int column_name_check(const char *name, size_t line, struct ug_error *err)
+{
+	size_t n = strlen(name);
+
+	if (n == 0)
+		return ug_error_set(err, -EBADMSG, "line %zu: empty column name", line);
+	for (size_t k = 0; k < n; k++) {
+		unsigned char c = (unsigned char)name[k];
+		if (c < 0x20 || c == 0x7f)
+			return ug_error_set(err, -EBADMSG, "line %zu: column name contains a control character",
+					    line);
+	}
+	if (!ug_utf8_valid(name, n))
+		return ug_error_set(err, -EBADMSG, "line %zu: column name is not valid UTF-8", line);
+	return 0;
+}
+
+/* "rename-column PATTERN OLD NEW", s[i..len) being what follows the word. */
+static int parse_rename(struct ug_rules *r, size_t *alloc, const char *s, size_t len,
+			size_t i, size_t line, struct ug_error *err)
+{
+	size_t pstart = i, plen;
+	char *from = NULL, *to = NULL, q[68];
+	int rc;
+
+	/* the pattern is one word; a blank in it is escaped, as in a glob */
+	while (i < len && !is_blank(s[i]))
+		i += (s[i] == '\\' && i + 1 < len) ? 2 : 1;
+	plen = i - pstart;
+	while (i < len && is_blank(s[i]))
+		i++;
+	if (plen == 0)
+		return ug_error_set(err, -EBADMSG, "line %zu: usage: " RENAME_WORD " PATTERN OLD NEW",
+				    line);
+	if ((rc = rename_arg(s, len, &i, line, &from, err)) < 0)
+		return rc;
+	if ((rc = rename_arg(s, len, &i, line, &to, err)) < 0)
+		goto fail;
+	if (i < len) {
+		rc = ug_error_set(err, -EBADMSG, "line %zu: usage: " RENAME_WORD " PATTERN OLD NEW",
+				  line);
+		goto fail;
+	}
+	if ((rc = column_name_check(from, line, err)) < 0 ||
+	    (rc = column_name_check(to, line, err)) < 0)
+		goto fail;
+	if (strcmp(from, to) == 0) {
+		quote_for_msg(q, from, strlen(from));
+		rc = ug_error_set(err, -EBADMSG, "line %zu: column '%s' is renamed to itself", line, q);
+		goto fail;
+	}
+	rc = rules_add(r, alloc, RULE_RENAME, s + pstart, plen, line, err);
+	if (rc < 0)
+		goto fail;
+	r->v[r->n - 1].from = from;
+	r->v[r->n - 1].to = to;
+	return 0;
+fail:
+	free(from);
+	free(to);
+	return rc;
 }
 
 /* One line, without its '\n'. line == 0 for the built-in defaults. */
@@ -422,6 +541,12 @@ static int parse_line(struct ug_rules *r, size_t *alloc, const char *s, size_t l
 		i++;
 	pat = s + i;
 
+	if (wlen == strlen(RENAME_WORD) && memcmp(word, RENAME_WORD, wlen) == 0) {
+		if (line > 0 && ++*nuser > UG_RULES_MAX)
+			return ug_error_set(err, -E2BIG, "line %zu: more than %u rules",
+					    line, UG_RULES_MAX);
+		return parse_rename(r, alloc, s, len, i, line, err);
+	}
 	for (size_t k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++) {
 		if (strlen(kind_names[k].name) != wlen ||
 		    memcmp(kind_names[k].name, word, wlen) != 0)
@@ -436,7 +561,7 @@ static int parse_line(struct ug_rules *r, size_t *alloc, const char *s, size_t l
 	}
 	quote_for_msg(q, word, wlen);
 	return ug_error_set(err, -EBADMSG,
-			    "line %zu: unknown rule '%s' (expected exclude, include, binary, config, data or preserve)",
+			    "line %zu: unknown rule '%s' (expected exclude, include, binary, config, data, preserve or " RENAME_WORD ")",
 			    line, q);
 }
 
@@ -683,7 +808,8 @@ enum ug_class ug_rules_class(const struct ug_rules *r, const char *path)
 	for (size_t i = r->n; i-- > 0;) {
 		const struct ug_rule *rule = &r->v[i];
 
-		if (rule->kind == RULE_EXCLUDE || rule->kind == RULE_INCLUDE)
+		if (rule->kind == RULE_EXCLUDE || rule->kind == RULE_INCLUDE ||
+		    rule->kind == RULE_RENAME)
 			continue;
 		if (rule_match(rule, path, len, false))
 			return kind_class(rule->kind);
@@ -692,4 +818,44 @@ enum ug_class ug_rules_class(const struct ug_rules *r, const char *path)
 				return kind_class(rule->kind);
 	}
 	return UG_CLASS_BINARY;
+}
+
+/* A rename applies where a class rule would: to the file or everything
+ * below a matching directory. */
+int ug_rules_renames(const struct ug_rules *r, const char *path,
+		     struct ug_column_rename **ret, size_t *ret_n)
+{
+	struct ug_column_rename *v = NULL;
+	size_t len = strlen(path), n = 0, cap = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		const struct ug_rule *rule = &r->v[i];
+		bool hit;
+
+		if (rule->kind != RULE_RENAME)
+			continue;
+		hit = rule_match(rule, path, len, false);
+		for (size_t k = 0; !hit && k < len; k++)
+			if (path[k] == '/' && rule_match(rule, path, k, true))
+				hit = true;
+		if (!hit)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 4, bytes;
+			struct ug_column_rename *nv;
+
+			if (ug_size_mul(nc, sizeof(*nv), &bytes) < 0 || !(nv = realloc(v, bytes))) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[n].from = rule->from;
+		v[n].to = rule->to;
+		n++;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
 }

@@ -14,7 +14,15 @@
  * class rules decide the class), as in gitignore. Built-in defaults come
  * first and can be overridden: .upgrid/ is always excluded; editor and
  * temp files (*.swp, *.swx, *~, .#*, *.tmp, #*#) are excluded; *.ini,
- * *.conf, *.cfg, *.properties, *.env, .env are config; *.csv, *.tsv data. */
+ * *.conf, *.cfg, *.properties, *.env, .env are config; *.csv, *.tsv data.
+ *
+ * One more rule says that a column of a data file was renamed, so that the
+ * structural diff (structure.h) records a rename instead of a removal and
+ * an addition:
+ *   rename-column PATTERN OLD NEW
+ * PATTERN is one word (a blank in it escaped with '\'), matched like a
+ * class rule (the file or a directory above it); OLD and NEW are words or
+ * "double-quoted" strings in which \" and \\ stand for '"' and '\'. */
 #ifndef UG_RULES_H
 #define UG_RULES_H
 
@@ -57,5 +65,18 @@ enum ug_class ug_rules_class(const struct ug_rules *r, const char *path);
  * follows. Malformed syntax that the parser refuses (an unterminated '[',
  * a final '\\') is taken literally. */
 bool ug_glob_match(const char *pattern, const char *path);
+
+/* A column rename (rename-column rule); the strings belong to the rules. */
+struct ug_column_rename {
+	const char *from;
+	const char *to;
+};
+
+/* The renames of every rename-column rule that matches path (the file or
+ * a directory above it), in file order. *ret is a malloc'd array (NULL
+ * when there is none) that the caller frees; its strings stay owned by r
+ * and live as long as r. Returns 0 or -ENOMEM. */
+int ug_rules_renames(const struct ug_rules *r, const char *path,
+		     struct ug_column_rename **ret, size_t *ret_n);
 
 #endif

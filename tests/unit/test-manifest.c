@@ -248,6 +248,50 @@ static void assert_hash_eq(const struct ug_hash *a, const struct ug_hash *b, con
 	cr_assert(ug_hash_eq(a, b), "%s differs", what);
 }
 
+static void assert_strv_eq(char *const *a, size_t na, char *const *b, size_t nb, const char *what)
+{
+	cr_assert_eq(na, nb, "%s: %zu vs %zu entries", what, na, nb);
+	for (size_t i = 0; i < na; i++)
+		cr_assert_str_eq(a[i], b[i], "%s[%zu]", what, i);
+}
+
+static void assert_pairs_eq(const struct ug_strpair *a, size_t na, const struct ug_strpair *b,
+			    size_t nb, const char *what)
+{
+	cr_assert_eq(na, nb, "%s: %zu vs %zu entries", what, na, nb);
+	for (size_t i = 0; i < na; i++) {
+		cr_assert_str_eq(a[i].a, b[i].a, "%s[%zu][0]", what, i);
+		cr_assert_str_eq(a[i].b, b[i].b, "%s[%zu][1]", what, i);
+	}
+}
+
+static void assert_structure_eq(const struct ug_struct_diff *a, const struct ug_struct_diff *b)
+{
+	cr_assert_eq(!a, !b, "structure present on one side only");
+	if (!a)
+		return;
+	cr_assert_eq(a->format, b->format);
+	cr_assert_eq(a->structural, b->structural);
+	cr_assert_eq(a->content, b->content);
+	cr_assert_eq(a->reordered, b->reordered);
+	assert_strv_eq(a->sections_added, a->nsections_added, b->sections_added, b->nsections_added,
+		       "sections_added");
+	assert_strv_eq(a->sections_removed, a->nsections_removed, b->sections_removed,
+		       b->nsections_removed, "sections_removed");
+	assert_pairs_eq(a->keys_added, a->nkeys_added, b->keys_added, b->nkeys_added, "keys_added");
+	assert_pairs_eq(a->keys_removed, a->nkeys_removed, b->keys_removed, b->nkeys_removed,
+			"keys_removed");
+	assert_pairs_eq(a->keys_changed, a->nkeys_changed, b->keys_changed, b->nkeys_changed,
+			"keys_changed");
+	assert_strv_eq(a->columns, a->ncolumns, b->columns, b->ncolumns, "columns");
+	assert_strv_eq(a->columns_added, a->ncolumns_added, b->columns_added, b->ncolumns_added,
+		       "columns_added");
+	assert_strv_eq(a->columns_removed, a->ncolumns_removed, b->columns_removed,
+		       b->ncolumns_removed, "columns_removed");
+	assert_pairs_eq(a->columns_renamed, a->ncolumns_renamed, b->columns_renamed,
+			b->ncolumns_renamed, "columns_renamed");
+}
+
 static void assert_manifest_eq(const struct ug_manifest *a, const struct ug_manifest *b)
 {
 	cr_assert_eq(a->format, b->format);
@@ -288,6 +332,7 @@ static void assert_manifest_eq(const struct ug_manifest *a, const struct ug_mani
 			cr_assert_eq(x->deltas[j].size, y->deltas[j].size);
 			cr_assert_eq(x->deltas[j].memory, y->deltas[j].memory);
 		}
+		assert_structure_eq(x->structure, y->structure);
 	}
 	cr_assert_eq(a->nremoved, b->nremoved);
 	for (size_t i = 0; i < a->nremoved; i++) {
@@ -1077,4 +1122,378 @@ Test(manifest, bundle_target_size_must_match_file)
 	cr_assert_eq(ug_manifest_validate(m, &e), -EBADMSG);
 	cr_assert(strstr(e.msg, "bundles[0].targets[0].size") != NULL, "%s", e.msg);
 	ug_manifest_free(m);
+}
+
+/* ---- files[].structure -------------------------------------------------- */
+
+static char **strv_of(const char *const *v, size_t n)
+{
+	char **out = calloc(n + 1, sizeof(*out));
+
+	cr_assert_not_null(out);
+	for (size_t i = 0; i < n; i++)
+		out[i] = xstrdup(v[i]);
+	return out;
+}
+
+/* pairs written "a/b" */
+static struct ug_strpair *pairs_of(const char *const *v, size_t n)
+{
+	struct ug_strpair *out = calloc(n + 1, sizeof(*out));
+
+	cr_assert_not_null(out);
+	for (size_t i = 0; i < n; i++) {
+		const char *slash = strchr(v[i], '/');
+
+		cr_assert_not_null(slash);
+		out[i].a = strndup(v[i], (size_t)(slash - v[i]));
+		out[i].b = xstrdup(slash + 1);
+		cr_assert_not_null(out[i].a);
+	}
+	return out;
+}
+
+#define SET_STRV(d, field, ...) do { \
+	static const char *const v_[] = { __VA_ARGS__ }; \
+	(d)->field = strv_of(v_, sizeof(v_) / sizeof(v_[0])); \
+	(d)->n##field = sizeof(v_) / sizeof(v_[0]); \
+} while (0)
+#define SET_PAIRS(d, field, ...) do { \
+	static const char *const v_[] = { __VA_ARGS__ }; \
+	(d)->field = pairs_of(v_, sizeof(v_) / sizeof(v_[0])); \
+	(d)->n##field = sizeof(v_) / sizeof(v_[0]); \
+} while (0)
+
+static struct ug_struct_diff *conf_structure(void)
+{
+	struct ug_struct_diff *d = calloc(1, sizeof(*d));
+
+	cr_assert_not_null(d);
+	d->format = UG_STRUCT_INI;
+	d->structural = true;
+	d->content = true;
+	SET_STRV(d, sections_added, "power");
+	SET_PAIRS(d, keys_added, "power/sleep_after");
+	SET_PAIRS(d, keys_changed, "agent/poll_interval", "/log_level");
+	return d;
+}
+
+static struct ug_struct_diff *table_structure(void)
+{
+	struct ug_struct_diff *d = calloc(1, sizeof(*d));
+
+	cr_assert_not_null(d);
+	d->format = UG_STRUCT_CSV;
+	d->structural = true;
+	d->content = false;
+	SET_STRV(d, columns, "code", "price", "period", "currency");
+	SET_STRV(d, columns_added, "currency");
+	SET_PAIRS(d, columns_renamed, "tariff/price");
+	return d;
+}
+
+/* build() with a structure on the config file (files[1], merge) and the
+ * data file (files[3], migrate) */
+static struct ug_manifest *build_structured(void)
+{
+	struct ug_manifest *m = build();
+
+	m->files[1].structure = conf_structure();
+	m->files[3].structure = table_structure();
+	return m;
+}
+
+static char *structured_doc(void)
+{
+	struct ug_manifest *m = build_structured();
+	char *doc = write_ok(m, NULL);
+
+	ug_manifest_free(m);
+	return doc;
+}
+
+static void expect_structured_subst_fail(const char *from, const char *to, int rc, const char *want)
+{
+	char *doc = structured_doc();
+	char *bad = subst(doc, from, to);
+
+	expect_parse_fail(bad, rc, want);
+	free(bad);
+	free(doc);
+}
+
+Test(manifest, structure_round_trip_and_layout)
+{
+	struct ug_manifest *m = build_structured(), *p;
+	size_t len, len2, nlines = 0;
+	char *doc = write_ok(m, &len), *doc2;
+	const char *line;
+
+	/* one compact line per file, keys sorted inside the object too */
+	cr_assert_not_null(strstr(doc,
+		"\"stored\":4002,\"structure\":{\"content\":true,\"format\":\"ini\","
+		"\"keys_added\":[[\"power\",\"sleep_after\"]],"
+		"\"keys_changed\":[[\"agent\",\"poll_interval\"],[\"\",\"log_level\"]],"
+		"\"keys_removed\":[],\"sections_added\":[\"power\"],\"sections_removed\":[],"
+		"\"structural\":true},\"xxh3\":\""), "%s", doc);
+	cr_assert_not_null(strstr(doc,
+		"\"stored\":4004,\"structure\":{\"columns\":[\"code\",\"price\",\"period\",\"currency\"],"
+		"\"columns_added\":[\"currency\"],\"columns_removed\":[],"
+		"\"columns_renamed\":[[\"tariff\",\"price\"]],\"content\":false,\"format\":\"csv\","
+		"\"reordered\":false,\"structural\":true},\"xxh3\":\""), "%s", doc);
+	for (line = doc; (line = strstr(line, "\n{\"action\":")) != NULL; line++)
+		nlines++;
+	cr_assert_eq(nlines, m->nfiles);
+	/* files without one have no key at all: the first is etc/app/app.conf's */
+	cr_assert_eq(strstr(doc, "\"structure\""), strstr(doc, "\"stored\":4002,\"structure\"") + 14);
+	cr_assert_lt(strstr(doc, "\"path\":\"bin/app\""), strstr(doc, "\"structure\""));
+	cr_assert_null(strstr(strstr(doc, "\"path\":\"etc/motd\""), "\"stored\":4003,\"structure\""));
+
+	p = parse_ok(doc, len);
+	cr_assert_null(p->files[0].structure);
+	cr_assert_null(p->files[2].structure);
+	cr_assert_not_null(p->files[1].structure);
+	assert_manifest_eq(m, p);
+	doc2 = write_ok(p, &len2);
+	cr_assert_eq(len, len2);
+	cr_assert_str_eq(doc, doc2);
+	free(doc);
+	free(doc2);
+	ug_manifest_free(p);
+	ug_manifest_free(m);
+}
+
+/* What the publisher's diff produces is what the manifest accepts. */
+Test(manifest, structure_from_real_diffs_round_trips)
+{
+	static const char a_ini[] = "[agent]\npoll = 60\n[legacy]\nx = 1\n";
+	static const char b_ini[] = "[agent]\npoll = 30\nbatch = 5\n[power]\n";
+	static const char a_csv[] = "code,tariff,period\nA,1,all\n";
+	static const char b_csv[] = "period,code,price,\"unit price\"\nall,A,1,2\n";
+	struct ug_column_rename rn[] = { { "tariff", "price" } };
+	struct ug_manifest *m = build(), *p;
+	struct ug_error err = { "" };
+	char *doc;
+	size_t len;
+
+	cr_assert_eq(ug_struct_compare(UG_CLASS_CONFIG, "etc/app/app.conf", a_ini, strlen(a_ini),
+				       b_ini, strlen(b_ini), NULL, 0, &m->files[1].structure, &err), 0,
+		     "%s", err.msg);
+	cr_assert_eq(ug_struct_compare(UG_CLASS_DATA, "readme", a_csv, strlen(a_csv), b_csv,
+				       strlen(b_csv), rn, 1, &m->files[3].structure, &err), 0,
+		     "%s", err.msg);
+	cr_assert(m->files[3].structure->reordered);
+	doc = write_ok(m, &len);
+	cr_assert_not_null(strstr(doc, "\"keys_removed\":[[\"legacy\",\"x\"]]"));
+	cr_assert_not_null(strstr(doc, "\"columns_renamed\":[[\"tariff\",\"price\"]]"));
+	cr_assert_not_null(strstr(doc, "\"columns_added\":[\"unit price\"]"));
+	p = parse_ok(doc, len);
+	assert_manifest_eq(m, p);
+	free(doc);
+	ug_manifest_free(p);
+	ug_manifest_free(m);
+}
+
+Test(manifest, structure_unknown_keys_are_ignored)
+{
+	char *doc = structured_doc();
+	char *ext = subst(doc, "\"structure\":{\"content\":true,", "\"structure\":{\"merge_hint\":[1],\"content\":true,");
+	struct ug_manifest *m = parse_ok(ext, strlen(ext));
+	char *out = write_ok(m, NULL);
+
+	cr_assert_str_eq(out, doc);
+	free(out);
+	free(ext);
+	free(doc);
+	ug_manifest_free(m);
+}
+
+Test(manifest, rejects_bad_structure_shapes)
+{
+	const char *ka = "\"keys_added\":[[\"power\",\"sleep_after\"]]";
+	char *longname, *many;
+	size_t n;
+
+	expect_structured_subst_fail(ka, "\"keys_added\":[[\"power\"]]", -EBADMSG,
+				     "files[1].structure.keys_added[0]: expected [section, key]");
+	expect_structured_subst_fail(ka, "\"keys_added\":[[\"power\",\"a\"],[\"p\",\"b\",\"c\"]]", -EBADMSG,
+				     "files[1].structure.keys_added[1]: expected [section, key]");
+	expect_structured_subst_fail(ka, "\"keys_added\":[\"power\"]", -EBADMSG,
+				     "files[1].structure.keys_added[0]: expected [section, key]");
+	expect_structured_subst_fail(ka, "\"keys_added\":[[\"power\",7]]", -EBADMSG,
+				     "files[1].structure.keys_added[0][1]: expected a string");
+	expect_structured_subst_fail(ka, "\"keys_added\":{}", -EBADMSG,
+				     "files[1].structure.keys_added: expected an array");
+	expect_structured_subst_fail("\"sections_added\":[\"power\"]", "\"sections_added\":[null]", -EBADMSG,
+				     "files[1].structure.sections_added[0]: expected a string");
+	expect_structured_subst_fail("\"format\":\"ini\"", "\"format\":\"yaml\"", -EBADMSG,
+				     "files[1].structure.format: unknown format 'yaml'");
+	expect_structured_subst_fail("\"format\":\"ini\"", "\"format\":\"none\"", -EBADMSG,
+				     "files[1].structure.format: unknown format 'none'");
+	expect_structured_subst_fail("\"format\":\"ini\"", "\"format\":\"\\u001b[2J\"", -EBADMSG,
+				     "files[1].structure.format: unknown format '(unprintable)'");
+	expect_structured_subst_fail("\"format\":\"ini\",", "", -EBADMSG,
+				     "files[1].structure.format: missing");
+	expect_structured_subst_fail("\"structural\":true},\"xxh3\"", "\"structural\":1},\"xxh3\"", -EBADMSG,
+				     "files[1].structure.structural: expected true or false");
+	expect_structured_subst_fail("\"sections_removed\":[],", "", -EBADMSG,
+				     "files[1].structure.sections_removed: missing");
+	expect_structured_subst_fail("\"columns_renamed\":[[\"tariff\",\"price\"]]",
+				     "\"columns_renamed\":[[\"tariff\"]]", -EBADMSG,
+				     "files[3].structure.columns_renamed[0]: expected [old, new]");
+	expect_structured_subst_fail("\"reordered\":false,", "", -EBADMSG,
+				     "files[3].structure.reordered: missing");
+	expect_structured_subst_fail("\"structure\":{\"columns\"", "\"structure\":7,\"x\":{\"columns\"",
+				     -EBADMSG, "files[3].structure: expected an object");
+	expect_structured_subst_fail("\"structure\":{\"columns\"", "\"structure\":null,\"x\":{\"columns\"",
+				     -EBADMSG, "files[3].structure: expected an object");
+	/* names: as the parsers accept them */
+	expect_structured_subst_fail("[\"power\"]", "[\"pow\\u001ber\"]", -EBADMSG,
+				     "files[1].structure.sections_added[0]: contains a control character");
+	expect_structured_subst_fail("[\"power\"]", "[\"\"]", -EBADMSG,
+				     "files[1].structure.sections_added[0]: empty name");
+	expect_structured_subst_fail("[\"power\",\"sleep_after\"]", "[\"power\",\"\"]", -EBADMSG,
+				     "files[1].structure.keys_added[0][1]: empty name");
+	expect_structured_subst_fail("[\"power\"]", "[\"pow\\u0000er\"]", -EBADMSG, "not valid JSON");
+	longname = malloc(UG_STRUCT_NAME_MAX + 16);
+	cr_assert_not_null(longname);
+	longname[0] = '[';
+	longname[1] = '"';
+	memset(longname + 2, 'x', UG_STRUCT_NAME_MAX + 1);
+	memcpy(longname + 3 + UG_STRUCT_NAME_MAX, "\"]", 3);
+	expect_structured_subst_fail("[\"power\"]", longname, -E2BIG,
+				     "files[1].structure.sections_added[0]: longer than 4096 bytes");
+	free(longname);
+	/* counts: refused before anything is copied */
+	many = malloc(8 * (UG_STRUCT_COLUMNS_MAX + 1) + 32);
+	cr_assert_not_null(many);
+	n = (size_t)snprintf(many, 32, "\"columns\":[");
+	for (unsigned i = 0; i <= UG_STRUCT_COLUMNS_MAX; i++)
+		n += (size_t)snprintf(many + n, 8, "%s\"c\"", i ? "," : "");
+	memcpy(many + n, "],", 3);
+	expect_structured_subst_fail("\"columns\":[\"code\",\"price\",\"period\",\"currency\"],", many, -E2BIG,
+				     "files[3].structure.columns: 10001 entries, more than the limit of 10000");
+	free(many);
+}
+
+Test(manifest, rejects_inconsistent_structure)
+{
+	struct ug_manifest *m;
+
+	/* flags must agree with the lists */
+	m = build_structured();
+	m->files[1].structure->structural = false;
+	expect_invalid(m, -EBADMSG,
+		       "files[1].structure.structural: must be true exactly when sections or keys are added or removed");
+	expect_structured_subst_fail("\"structure\":{\"content\":true", "\"structure\":{\"content\":false",
+				     -EBADMSG,
+				     "files[1].structure.content: must be true exactly when keys_changed is not empty");
+	expect_structured_subst_fail("\"reordered\":false,\"structural\":true",
+				     "\"reordered\":false,\"structural\":false", -EBADMSG,
+				     "files[3].structure.structural: must be true exactly when columns are added, removed, renamed or reordered");
+	/* the format fits the class */
+	m = build_structured();
+	m->files[3].structure->format = UG_STRUCT_INI;
+	expect_invalid(m, -EBADMSG, "files[3].structure: format 'ini' is for class 'config', not 'data'");
+	m = build_structured();
+	m->files[0].structure = conf_structure();
+	expect_invalid(m, -EBADMSG, "files[0].structure: format 'ini' is for class 'config', not 'binary'");
+	m = build_structured();
+	ug_struct_diff_free(m->files[1].structure);
+	m->files[1].structure = table_structure();
+	expect_invalid(m, -EBADMSG, "files[1].structure: format 'csv' is for class 'data', not 'config'");
+	/* the format decides which lists the reader looks for */
+	expect_structured_subst_fail("\"format\":\"ini\"", "\"format\":\"tsv\"", -EBADMSG,
+				     "files[1].structure.columns: missing");
+	m = build_structured();
+	m->files[1].structure->format = UG_STRUCT_NONE;
+	expect_invalid(m, -EBADMSG, "files[1].structure.format: unknown format 0");
+	/* only the lists of the file's kind */
+	m = build_structured();
+	m->files[1].structure->reordered = true;
+	expect_invalid(m, -EBADMSG, "files[1].structure: columns given for a config file");
+	m = build_structured();
+	SET_PAIRS(m->files[3].structure, keys_changed, "a/b");
+	expect_invalid(m, -EBADMSG, "files[3].structure: sections or keys given for a data file");
+	/* lists are sets that agree with each other */
+	expect_structured_subst_fail("\"keys_added\":[[\"power\",\"sleep_after\"]]",
+				     "\"keys_added\":[[\"agent\",\"poll_interval\"]]", -EBADMSG,
+				     "files[1].structure: key ['agent', 'poll_interval'] is listed twice");
+	expect_structured_subst_fail("\"sections_removed\":[]", "\"sections_removed\":[\"power\"]",
+				     -EBADMSG, "files[1].structure: section 'power' is listed twice");
+	expect_structured_subst_fail("\"columns_added\":[\"currency\"]", "\"columns_added\":[\"euro\"]",
+				     -EBADMSG, "files[3].structure.columns_added[0]: 'euro' is not in columns");
+	expect_structured_subst_fail("\"columns_added\":[\"currency\"]", "\"columns_added\":[\"price\"]",
+				     -EBADMSG, "files[3].structure: added or renamed column 'price' is listed twice");
+	expect_structured_subst_fail("\"columns_removed\":[]", "\"columns_removed\":[\"code\"]",
+				     -EBADMSG, "files[3].structure.columns_removed[0]: 'code' is still in columns");
+	expect_structured_subst_fail("\"columns_removed\":[]", "\"columns_removed\":[\"tariff\"]",
+				     -EBADMSG, "files[3].structure: removed or renamed column 'tariff' is listed twice");
+	expect_structured_subst_fail("[[\"tariff\",\"price\"]]", "[[\"tariff\",\"cost\"]]", -EBADMSG,
+				     "files[3].structure.columns_renamed[0]: the new name must be in columns and the old one not");
+	expect_structured_subst_fail("[[\"tariff\",\"price\"]]", "[[\"code\",\"price\"]]", -EBADMSG,
+				     "files[3].structure.columns_renamed[0]: the new name must be in columns and the old one not");
+	expect_structured_subst_fail("\"columns\":[\"code\",", "\"columns\":[\"code\",\"code\",", -EBADMSG,
+				     "files[3].structure: column 'code' is listed twice");
+	/* what JSON cannot carry is refused in memory too */
+	m = build_structured();
+	free(m->files[3].structure->columns_added[0]);
+	m->files[3].structure->columns_added[0] = xstrdup("cur\xc3(rency");
+	expect_invalid(m, -EBADMSG, "files[3].structure.columns_added[0]: not valid UTF-8");
+	m = build_structured();
+	free(m->files[1].structure->keys_changed[0].a);
+	m->files[1].structure->keys_changed[0].a = NULL;
+	expect_invalid(m, -EINVAL, "files[1].structure.keys_changed[0][0]: missing");
+	m = build_structured();
+	free(m->files[1].structure->sections_added[0]);
+	free(m->files[1].structure->sections_added);
+	/* the count is checked before any name (these are all NULL) */
+	m->files[1].structure->sections_added = calloc(UG_STRUCT_SECTIONS_MAX + 1, sizeof(char *));
+	cr_assert_not_null(m->files[1].structure->sections_added);
+	m->files[1].structure->nsections_added = UG_STRUCT_SECTIONS_MAX + 1;
+	expect_invalid(m, -E2BIG, "files[1].structure.sections_added: 10001 entries, more than the limit of 10000");
+	m = build_structured();
+	m->files[1].structure->nsections_added = 0;  /* keeps the array: freed with n = 0 */
+	free(m->files[1].structure->sections_added[0]);
+	cr_assert_eq(ug_manifest_validate(m, NULL), 0, "still consistent: keys were added");
+	ug_manifest_free(m);
+}
+
+/* Random damage inside the structure objects: rejected or harmless,
+ * never a crash, and what is accepted validates. */
+Test(manifest, structure_survives_random_corruption)
+{
+	char *doc = structured_doc();
+	size_t len = strlen(doc);
+	size_t lo = (size_t)(strstr(doc, "\"structure\"") - doc);
+	size_t hi = (size_t)(strstr(doc, "\"reordered\"") - doc) + 40;
+	uint32_t seed = 777;
+	unsigned rejected = 0;
+
+	for (int iter = 0; iter < 2000; iter++) {
+		char *copy = malloc(len);
+		struct ug_manifest *m = NULL;
+		struct ug_error err = { "" };
+		int r;
+
+		cr_assert_not_null(copy);
+		memcpy(copy, doc, len);
+		for (int k = 0; k < 1 + iter % 3; k++) {
+			seed = seed * 1103515245u + 12345u;
+			static const char set[] = "[]{}\",:x\\0\x01 ";
+
+			copy[lo + (seed >> 8) % (hi - lo)] = set[(seed >> 24) % (sizeof(set) - 1)];
+		}
+		r = ug_manifest_parse(copy, len, &m, &err);
+		cr_assert(r == 0 || r == -EBADMSG || r == -E2BIG, "iteration %d: %d %s", iter, r, err.msg);
+		if (r == 0) {
+			cr_assert_eq(ug_manifest_validate(m, NULL), 0);
+			ug_manifest_free(m);
+		} else {
+			rejected++;
+		}
+		free(copy);
+	}
+	cr_assert_gt(rejected, 1000, "most damage must be caught");
+	free(doc);
 }

@@ -2,8 +2,8 @@
  * feature, checked against fnmatch(3) where they agree, and against a
  * pathological pattern), anchoring, directory-only and class-below-a-
  * directory rules, last-match-wins, the built-in defaults and overriding
- * them, every parse error with its line, and loading without following
- * symlinks. */
+ * them, every parse error with its line, loading without following
+ * symlinks, and rename-column rules. */
 #include "config.h"
 
 #include <criterion/criterion.h>
@@ -508,12 +508,12 @@ Test(rules, syntax_comments_whitespace_crlf)
 Test(rules, error_unknown_rule)
 {
 	parse_fails_s("# comment\n\nexlude *.o\n", -EBADMSG,
-		      "line 3: unknown rule 'exlude' (expected exclude, include, binary, config, data or preserve)");
+		      "line 3: unknown rule 'exlude' (expected exclude, include, binary, config, data, preserve or rename-column)");
 	parse_fails_s("EXCLUDE x\n", -EBADMSG,
-		      "line 1: unknown rule 'EXCLUDE' (expected exclude, include, binary, config, data or preserve)");
+		      "line 1: unknown rule 'EXCLUDE' (expected exclude, include, binary, config, data, preserve or rename-column)");
 	/* control bytes in the echoed word are hidden */
 	parse_fails_s("exclude a\nex\x1b[31m x\n", -EBADMSG,
-		      "line 2: unknown rule 'ex?[31m' (expected exclude, include, binary, config, data or preserve)");
+		      "line 2: unknown rule 'ex?[31m' (expected exclude, include, binary, config, data, preserve or rename-column)");
 }
 
 Test(rules, error_unterminated_bracket)
@@ -741,4 +741,126 @@ Test(rules, load_nul_byte, .init = tmp_setup, .fini = tmp_teardown)
 	cr_assert_eq(ug_write_all(fd, "exclude a\n\nexclude b\0\n", 22), 0);
 	close(fd);
 	load_fails(-EBADMSG, "'.upgrid/rules' line 3: contains a NUL byte");
+}
+
+/* ------------------------------------------------------------ rename-column */
+
+static void renames_of(const struct ug_rules *r, const char *path, struct ug_column_rename **v,
+		       size_t *n)
+{
+	*v = (struct ug_column_rename *)0x1;
+	*n = 99;
+	cr_assert_eq(ug_rules_renames(r, path, v, n), 0);
+}
+
+Test(rules, rename_column_applies_in_file_order)
+{
+	struct ug_rules *r = parse_ok("data *.dat\n"
+				      "rename-column prices.csv tariff price\n"
+				      "# a comment between\n"
+				      "rename-column *.csv \"unit price\" \"price per \\\"kWh\\\"\"\n"
+				      "rename-column\ttables/ old\tnew  \r\n"
+				      "rename-column /top.csv a b\n");
+	struct ug_column_rename *v;
+	size_t n;
+
+	renames_of(r, "prices.csv", &v, &n);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(v[0].from, "tariff");
+	cr_assert_str_eq(v[0].to, "price");
+	cr_assert_str_eq(v[1].from, "unit price");
+	cr_assert_str_eq(v[1].to, "price per \"kWh\"");
+	free(v);
+
+	/* basename patterns match at any depth; a directory rule applies below it */
+	renames_of(r, "tables/x/prices.csv", &v, &n);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(v[0].from, "tariff");
+	cr_assert_str_eq(v[1].from, "unit price");
+	cr_assert_str_eq(v[2].from, "old");
+	cr_assert_str_eq(v[2].to, "new", "trailing blanks and CR are not part of the name");
+	free(v);
+
+	renames_of(r, "top.csv", &v, &n);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(v[1].from, "a");
+	free(v);
+	renames_of(r, "sub/top.csv", &v, &n);
+	cr_assert_eq(n, 1, "an anchored pattern does not match deeper");
+	free(v);
+
+	renames_of(r, "tables", &v, &n);
+	cr_assert_eq(n, 0);
+	cr_assert_null(v, "no renames: NULL array");
+	renames_of(r, "other.tsv", &v, &n);
+	cr_assert_eq(n, 0);
+	cr_assert_null(v);
+	ug_rules_free(r);
+}
+
+Test(rules, rename_column_is_neither_class_nor_exclusion)
+{
+	struct ug_rules *r = parse_ok("preserve keep/\nrename-column keep/*.csv a b\nrename-column x.bin a b\n");
+
+	cr_assert_eq(ug_rules_class(r, "keep/t.csv"), UG_CLASS_PRESERVE, "a later rename does not change the class");
+	cr_assert_eq(ug_rules_class(r, "x.bin"), UG_CLASS_BINARY);
+	cr_assert_eq(ug_rules_class(r, "t.csv"), UG_CLASS_DATA);
+	cr_assert_not(ug_rules_excluded(r, "x.bin", false));
+	cr_assert_not(ug_rules_excluded(r, "keep/t.csv", false));
+	ug_rules_free(r);
+}
+
+Test(rules, rename_column_pattern_with_escaped_blank)
+{
+	struct ug_rules *r = parse_ok("rename-column my\\ table.csv a b\n");
+	struct ug_column_rename *v;
+	size_t n;
+
+	renames_of(r, "my table.csv", &v, &n);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(v[0].from, "a");
+	free(v);
+	renames_of(r, "my", &v, &n);
+	cr_assert_eq(n, 0);
+	ug_rules_free(r);
+}
+
+Test(rules, rename_column_errors)
+{
+	const char *usage = ": usage: rename-column PATTERN OLD NEW";
+	char want[128];
+
+	snprintf(want, sizeof(want), "line 2%s", usage);
+	parse_fails_s("data *.x\nrename-column\n", -EBADMSG, want);
+	snprintf(want, sizeof(want), "line 1%s", usage);
+	parse_fails_s("rename-column t.csv\n", -EBADMSG, want);
+	parse_fails_s("rename-column t.csv a\n", -EBADMSG, want);
+	parse_fails_s("rename-column t.csv a b c\n", -EBADMSG, want);
+	parse_fails_s("rename-column t.csv a b # no comments here\n", -EBADMSG, want);
+	parse_fails_s("rename-column t.csv \"a b\n", -EBADMSG,
+		      "line 1: unterminated '\"' in column name");
+	parse_fails_s("rename-column t.csv \"a\"b c\n", -EBADMSG,
+		      "line 1: text after the closing '\"' of a column name");
+	parse_fails_s("rename-column t.csv \"\" c\n", -EBADMSG, "line 1: empty column name");
+	parse_fails_s("rename-column t.csv a \"\x01\"\n", -EBADMSG,
+		      "line 1: column name contains a control character");
+	parse_fails_s("rename-column t.csv \xff\xfe b\n", -EBADMSG,
+		      "line 1: column name is not valid UTF-8");
+	parse_fails_s("\n\nrename-column t.csv same \"same\"\n", -EBADMSG,
+		      "line 3: column 'same' is renamed to itself");
+	parse_fails_s("rename-column a/../t.csv a b\n", -EBADMSG,
+		      "line 1: pattern 'a/../t.csv' contains '..' (paths never do)");
+	parse_fails_s("rename-column t.csv\\ a b\n", -EBADMSG, want);
+}
+
+Test(rules, rename_column_counts_against_the_rule_limit)
+{
+	size_t cap = (UG_RULES_MAX + 2) * 40, len = 0;
+	char *text = malloc(cap);
+
+	cr_assert_not_null(text);
+	for (unsigned i = 0; i <= UG_RULES_MAX; i++)
+		len += (size_t)snprintf(text + len, cap - len, "rename-column t%u.csv a b\n", i);
+	parse_fails(text, len, -E2BIG, "line 4097: more than 4096 rules");
+	free(text);
 }
