@@ -1008,7 +1008,10 @@ static int plan_file_deltas(struct pub *p)
 				bp->base_sizes[nb++] = bp->base_sizes[b];
 			}
 			bp->nbases = nb;
-			if (bp->ntargets > 0 && total <= p->s->cfg.window) {
+			/* one file over at most its own base: the bundle would be
+			 * that file's delta, byte for byte */
+			if ((bp->ntargets > 1 || bp->nbases > 1) && bp->ntargets > 0 &&
+			    total <= p->s->cfg.window) {
 				struct djob *j;
 				r = add_job(p, &j);
 				if (r < 0)
@@ -1035,11 +1038,31 @@ static int record_stored(struct pub *p)
 	return 0;
 }
 
-/* A delta we decided not to keep is removed if this publish created it. */
-static void drop_delta(struct pub *p, const struct djob *j)
+/* Is this id listed by the new manifest? Deltas are content-addressed, so
+ * two jobs can produce the same bytes (a bundle of one file over one base
+ * is that file's delta): one kept, one not. */
+static bool delta_listed(const struct ug_manifest *m, const struct ug_hash *id)
 {
-	if (j->made && j->was_new)
-		ug_store_delta_remove(p->s, &j->id);
+	for (size_t i = 0; i < m->nbundles; i++)
+		if (ug_hash_eq(&m->bundles[i].id, id))
+			return true;
+	for (size_t i = 0; i < m->nfiles; i++)
+		for (size_t d = 0; d < m->files[i].ndeltas; d++)
+			if (ug_hash_eq(&m->files[i].deltas[d].id, id))
+				return true;
+	return false;
+}
+
+/* Remove the deltas we decided not to keep, if this publish created them
+ * (an older one may be listed by an older manifest) and the new manifest
+ * does not list the same bytes for another reason. */
+static void drop_unkept(struct pub *p)
+{
+	for (size_t k = 0; k < p->njobs; k++) {
+		const struct djob *j = &p->jobs[k];
+		if (j->kind != DJOB_OBJECT && j->made && j->was_new && !delta_listed(p->m, &j->id))
+			ug_store_delta_remove(p->s, &j->id);
+	}
 }
 
 /* Put the deltas worth keeping into the manifest (a delta is kept only
@@ -1054,7 +1077,6 @@ static int attach_deltas(struct pub *p)
 		const struct djob *j = &p->jobs[k];
 		struct ug_mfile *f;
 		struct ug_mdelta *d;
-		bool kept = false;
 
 		if (j->kind != DJOB_FILE || !j->made)
 			continue;
@@ -1071,10 +1093,7 @@ static int attach_deltas(struct pub *p)
 			d->id = j->id;
 			d->size = j->size;
 			d->memory = j->memory;
-			kept = true;
 		}
-		if (!kept)
-			drop_delta(p, j);
 	}
 	for (size_t v = 0; v < p->nolds; v++) {
 		struct bundle_plan *bp = &p->plans[v];
@@ -1104,10 +1123,8 @@ static int attach_deltas(struct pub *p)
 
 			if (j->kind != DJOB_BUNDLE || j->pair != v || !j->made)
 				continue;
-			if (j->size >= members) {
-				drop_delta(p, j);
-				break;
-			}
+			if (j->size >= members)
+				break; /* not smaller than what it replaces */
 			b = ug_manifest_add_bundle(m);
 			if (!b)
 				return -ENOMEM;
@@ -1131,6 +1148,7 @@ static int attach_deltas(struct pub *p)
 		}
 	}
 	p->res.npairs = p->nolds;
+	drop_unkept(p);
 	return 0;
 }
 
