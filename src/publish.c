@@ -260,6 +260,7 @@ struct djob {
 	struct ug_hash id;
 	uint64_t size, memory;
 	double seconds;              /* wall time of the job, for -v */
+	int level;                   /* DJOB_FILE: zstd level for this delta */
 };
 
 /* Files above this travel as per-file deltas only: a large binary gains
@@ -397,7 +398,9 @@ static void djob_file(struct delta_ctx *c, struct djob *j)
 	int bfd = -1, tfd = -1, ofd = -1, r;
 	uint64_t size = 0, mem = 0;
 	bool fits = j->base_size + j->target_size <= c->params.window;
+	struct ug_delta_params params = c->params;
 
+	params.level = j->level;
 	r = ug_store_object_tmp(c->s, &j->base, &bfd);
 	if (r == 0)
 		r = snapshot(c->s, c->treefd, j->path, &j->target, &tfd);
@@ -409,11 +412,11 @@ static void djob_file(struct delta_ctx *c, struct djob *j)
 	if (r == 0) {
 		if (fits) {
 			j->codec = UG_CODEC_ZSTD_PREFIX;
-			r = ug_delta_zstd_create(bfd, tfd, ofd, &c->params, &size, &mem);
+			r = ug_delta_zstd_create(bfd, tfd, ofd, &params, &size, &mem);
 		} else {
 			/* prefix mode needs base + target in memory: too big */
 			j->codec = UG_CODEC_RSYNC_ZSTD;
-			r = ug_delta_rsync_create(bfd, tfd, ofd, &c->params, &size);
+			r = ug_delta_rsync_create(bfd, tfd, ofd, &params, &size);
 			mem = UG_RSYNC_APPLY_MEMORY; /* fixed buffers, any file size */
 		}
 	}
@@ -1189,6 +1192,26 @@ static int plan_objects(struct pub *p)
 	return 0;
 }
 
+/* Is this content inside the planned bundle of every older version that
+ * lacks it? */
+static bool covered_by_bundles(const struct pub *p, const struct ug_hash *target)
+{
+	for (size_t v = 0; v < p->nolds; v++) {
+		const struct bundle_plan *bp = &p->plans[v];
+		bool has_job = false, member = false;
+
+		if (hash_index_has(&p->old_ix[v], target))
+			continue; /* that version holds it: no delta needed there */
+		for (size_t k = 0; k < p->njobs && !has_job; k++)
+			has_job = p->jobs[k].kind == DJOB_BUNDLE && p->jobs[k].pair == v;
+		for (size_t t = 0; t < bp->ntargets && !member; t++)
+			member = ug_hash_eq(&bp->targets[t], target);
+		if (!has_job || !member)
+			return false;
+	}
+	return true;
+}
+
 static int run_jobs(struct pub *p, int treefd, struct ug_error *err)
 {
 	struct delta_ctx c = { .s = p->s, .treefd = treefd, .plans = p->plans };
@@ -1200,8 +1223,16 @@ static int run_jobs(struct pub *p, int treefd, struct ug_error *err)
 		r = plan_file_deltas(p);
 	if (r < 0)
 		return ug_error_set(err, r, "cannot plan the work: %s", strerror(-r));
-	for (size_t k = 0; k < p->njobs; k++)
-		nobj += p->jobs[k].kind == DJOB_OBJECT;
+	for (size_t k = 0; k < p->njobs; k++) {
+		struct djob *j = &p->jobs[k];
+		nobj += j->kind == DJOB_OBJECT;
+		/* a file delta that only backs up a bundle is a fallback path:
+		 * cheaper level; one that is a main path (a big file, or a pair
+		 * without a bundle) gets the full level */
+		if (j->kind == DJOB_FILE)
+			j->level = covered_by_bundles(p, &j->target) ? p->s->cfg.fallback_level
+								     : p->s->cfg.level;
+	}
 	ug_delta_params_default(&c.params);
 	c.params.level = p->s->cfg.level;
 	c.params.window = p->s->cfg.window;
@@ -1209,12 +1240,19 @@ static int run_jobs(struct pub *p, int treefd, struct ug_error *err)
 	plog(p->o, UG_LOG_INFO, "storing %zu new objects and computing %zu deltas from %zu earlier version%s",
 	     nobj, p->njobs - nobj, p->nolds, p->nolds == 1 ? "" : "s");
 	pool_run(pool_threads(p->s), p->jobs, p->njobs, sizeof(*p->jobs), djob_run, &c);
-	for (size_t k = 0; k < p->njobs; k++) {
-		const struct djob *j = &p->jobs[k];
+	{
 		static const char *const kinds[] = { "object", "delta", "bundle" };
-		if (j->seconds >= 0.5)
-			plog(p->o, UG_LOG_DEBUG, "%s %s: %.1f s", kinds[j->kind],
-			     j->kind == DJOB_BUNDLE ? "" : j->path, j->seconds);
+		double total[3] = { 0, 0, 0 };
+
+		for (size_t k = 0; k < p->njobs; k++) {
+			const struct djob *j = &p->jobs[k];
+			total[j->kind] += j->seconds;
+			if (j->seconds >= 0.5)
+				plog(p->o, UG_LOG_DEBUG, "%s %s: %.1f s", kinds[j->kind],
+				     j->kind == DJOB_BUNDLE ? "" : j->path, j->seconds);
+		}
+		plog(p->o, UG_LOG_DEBUG, "job time: objects %.1f s, file deltas %.1f s, bundles %.1f s",
+		     total[0], total[1], total[2]);
 	}
 	for (size_t k = 0; k < p->njobs; k++) {
 		const struct djob *j = &p->jobs[k];

@@ -35,6 +35,7 @@ void ug_store_config_default(struct ug_store_config *c)
 {
 	c->keep_deltas = 3;
 	c->level = UG_DELTA_LEVEL_DEFAULT;
+	c->fallback_level = UG_FALLBACK_LEVEL_DEFAULT;
 	c->window = UG_DELTA_WINDOW_DEFAULT;
 	c->threads = 0;
 	c->expire_days = 365;
@@ -125,6 +126,12 @@ static int config_handler(void *user, const char *section, const char *name,
 			r = -ERANGE;
 		if (r == 0)
 			cp->cfg->level = (int)v;
+	} else if (strcmp(name, "fallback-level") == 0) {
+		r = ug_parse_u64(value, (uint64_t)ZSTD_maxCLevel(), &v);
+		if (r == 0 && v < 1)
+			r = -ERANGE;
+		if (r == 0)
+			cp->cfg->fallback_level = (int)v;
 	} else if (strcmp(name, "window") == 0) {
 		r = ug_parse_size(value, UG_DELTA_WINDOW_MAX, &v);
 		if (r == 0 && v < (1u << 20))
@@ -203,6 +210,7 @@ int ug_store_create(const char *path, struct ug_error *err)
 		"format = 1\n"
 		"keep-deltas = 3\n"
 		"level = 19\n"
+		"fallback-level = 12\n"
 		"window = 256M\n"
 		"threads = 0\n"
 		"expire-days = 365\n";
@@ -452,7 +460,8 @@ static int object_compress(struct ug_store *s, int src_fd, const void *mem, size
 		r = -ENOMEM;
 		goto out;
 	}
-	ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, s->cfg.level);
+	/* objects are the full-download fallback: terminals mostly pull deltas */
+	ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, s->cfg.fallback_level);
 	ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
 	/* Knowing the size lets zstd size its tables to the content: without
 	 * it every small file pays for level 19's 8 MiB window. */

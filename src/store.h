@@ -29,7 +29,8 @@
 
 struct ug_store_config {
 	unsigned keep_deltas;   /* K: deltas from the last K versions (3) */
-	int level;              /* zstd level for objects and deltas (19) */
+	int level;              /* zstd level of bundles, main-path deltas (19) */
+	int fallback_level;     /* objects, deltas a bundle also covers (12) */
 	uint64_t window;        /* prefix-mode window, bytes (256 MiB) */
 	unsigned threads;       /* worker threads, 0 = all CPUs */
 	unsigned expire_days;   /* manifest lifetime in days (365) */

@@ -37,6 +37,7 @@ static void setup(void)
 	/* a level-19 context costs ~0.1 s to set up; the format does not
 	 * depend on the level (object_put_buf_round_trip uses the default) */
 	S->cfg.level = 1;
+	S->cfg.fallback_level = 1;
 }
 
 static void teardown(void)
@@ -404,12 +405,14 @@ Test(store, config_each_key)
 				    "format = 1\n"
 				    "keep-deltas = 5\n"
 				    "level = 3\n"
+				    "fallback-level = 7\n"
 				    "window = 64M\n"
 				    "threads = 4\n"
 				    "expire-days = 30\n");
 
 	cr_assert_eq(s->cfg.keep_deltas, 5);
 	cr_assert_eq(s->cfg.level, 3);
+	cr_assert_eq(s->cfg.fallback_level, 7);
 	cr_assert_eq(s->cfg.window, 64ull << 20);
 	cr_assert_eq(s->cfg.threads, 4);
 	cr_assert_eq(s->cfg.expire_days, 30);
@@ -447,6 +450,8 @@ Test(store, config_out_of_range)
 		"keep-deltas = 17",
 		"level = 0",
 		"level = 23",
+		"fallback-level = 0",
+		"fallback-level = 23",
 		"threads = 65",
 		"expire-days = 0",
 		"expire-days = 36501",
