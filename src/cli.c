@@ -60,25 +60,7 @@ void ug_cli_verbose(const char *fmt, ...)
 
 int ug_cli_exit_code(int rc)
 {
-	switch (rc) {
-	case 0:
-		return UG_EXIT_OK;
-	case -EINVAL:
-		return UG_EXIT_USAGE;
-	case -EBADMSG:
-	case -E2BIG:
-		return UG_EXIT_CORRUPT;
-	case -EKEYREJECTED:
-		return UG_EXIT_SIGNATURE;
-	case -EPROTONOSUPPORT:
-		return UG_EXIT_USAGE;
-	case -ENOENT:
-		return UG_EXIT_NOTFOUND;
-	case -EWOULDBLOCK:
-		return UG_EXIT_LOCKED;
-	default:
-		return UG_EXIT_FAILURE;
-	}
+	return ug_exit_code(rc);
 }
 
 const char *ug_cli_repo_path(void)

@@ -8,16 +8,6 @@
 #include "store.h"
 #include "util.h"
 
-/* Exit codes (documented in upgrid(1), EXIT STATUS). */
-#define UG_EXIT_OK        0
-#define UG_EXIT_FAILURE   1  /* operation failed (I/O, internal error) */
-#define UG_EXIT_USAGE     2  /* bad command line or configuration */
-#define UG_EXIT_CORRUPT   3  /* verify found problems / corrupt input */
-#define UG_EXIT_SIGNATURE 4  /* bad or missing signature, wrong key */
-#define UG_EXIT_NOTFOUND  5  /* repo, version, channel, key file or tree does not exist */
-#define UG_EXIT_LOCKED    6  /* another writer holds the repo lock */
-#define UG_EXIT_UNCHANGED 0  /* publish: tree identical (reported, not an error) */
-
 struct ug_cli {
 	const char *prog;
 	const char *repo;     /* -R / $UPGRID_REPO */

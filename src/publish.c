@@ -294,7 +294,7 @@ static int tmp_anon(struct ug_store *s)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Append tree file `path` to out_fd, failing with -EAGAIN if it no longer
+/* Append tree file `path` to out_fd, failing with -UG_ECHANGED if it no longer
  * holds the content hashed at scan time: a file edited during publish
  * must not yield a delta to content the manifest does not describe. */
 static int copy_checked(int treefd, const char *path, const struct ug_hash *want, int out_fd)
@@ -326,7 +326,7 @@ static int copy_checked(int treefd, const char *path, const struct ug_hash *want
 	if (r == 0) {
 		ug_hasher_final(&h, &got, NULL, NULL);
 		if (!ug_hash_eq(&got, want))
-			r = -EAGAIN;
+			r = -UG_ECHANGED;
 	} else {
 		ug_hasher_release(&h);
 	}
@@ -364,7 +364,7 @@ static void djob_object(struct delta_ctx *c, struct djob *j)
 	r = ug_store_object_put_fd(c->s, fd, &got, NULL, NULL);
 	close(fd);
 	if (r == 0 && !ug_hash_eq(&got, &j->target))
-		r = -EAGAIN; /* changed since scan; the stray object is harmless */
+		r = -UG_ECHANGED; /* changed since scan; the stray object is harmless */
 	j->rc = r;
 }
 
@@ -720,7 +720,7 @@ static int read_tree_file(int treefd, const struct ug_mfile *f, size_t max, uint
 	ug_hash_buf(buf, n < 0 ? 0 : (size_t)n, &got, NULL);
 	if (n < 0 || (uint64_t)n != f->size || !ug_hash_eq(&got, &f->hash)) {
 		free(buf);
-		return n < 0 ? (int)n : -EAGAIN;
+		return n < 0 ? (int)n : -UG_ECHANGED;
 	}
 	*ret = buf;
 	return 0;
@@ -794,7 +794,7 @@ static int analyze_structure(struct pub *p, int treefd, struct ug_error *err)
 		if (old && ug_hash_eq(&old->hash, &f->hash) && old->cls == f->cls)
 			continue;
 		r = read_tree_file(treefd, f, UG_STRUCT_FILE_MAX, &cur);
-		if (r == -EAGAIN)
+		if (r == -UG_ECHANGED)
 			return ug_error_set(err, r, "'%s/%s' changed while it was being published; publish again when the tree is quiet",
 					    p->o->tree, f->path);
 		if (r == 0)
@@ -1236,7 +1236,8 @@ static int run_jobs(struct pub *p, int treefd, struct ug_error *err)
 	ug_delta_params_default(&c.params);
 	c.params.level = p->s->cfg.level;
 	c.params.window = p->s->cfg.window;
-	qsort(p->jobs, p->njobs, sizeof(*p->jobs), djob_cmp_cost);
+	if (p->njobs) /* qsort(NULL, 0) is undefined */
+		qsort(p->jobs, p->njobs, sizeof(*p->jobs), djob_cmp_cost);
 	plog(p->o, UG_LOG_INFO, "storing %zu new objects and computing %zu deltas from %zu earlier version%s",
 	     nobj, p->njobs - nobj, p->nolds, p->nolds == 1 ? "" : "s");
 	pool_run(pool_threads(p->s), p->jobs, p->njobs, sizeof(*p->jobs), djob_run, &c);
@@ -1260,8 +1261,8 @@ static int run_jobs(struct pub *p, int treefd, struct ug_error *err)
 
 		if (j->rc == 0)
 			continue;
-		if (j->rc == -EAGAIN)
-			return ug_error_set(err, -EAGAIN,
+		if (j->rc == -UG_ECHANGED)
+			return ug_error_set(err, -UG_ECHANGED,
 					    "'%s/%s' changed while it was being published; publish again when the tree is quiet",
 					    p->o->tree, j->path ? j->path : "(bundle)");
 		ug_hash_hex(&j->target, hex);

@@ -508,7 +508,7 @@ static int object_compress(struct ug_store *s, int src_fd, const void *mem, size
 			size_t rem = ZSTD_compressStream2(cctx, &ob, &ib, mode);
 			if (ZSTD_isError(rem)) {
 				/* a size other than pledged: the file changed under us */
-				r = ZSTD_getErrorCode(rem) == ZSTD_error_srcSize_wrong ? -EAGAIN : -EIO;
+				r = ZSTD_getErrorCode(rem) == ZSTD_error_srcSize_wrong ? -UG_ECHANGED : -EIO;
 				goto out;
 			}
 			r = ug_write_all(out_fd, out, ob.pos);

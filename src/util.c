@@ -523,3 +523,26 @@ void ug_bytes_format(uint64_t n, char out[32])
 	else
 		snprintf(out, 32, "%.1f %s", v, units[u]);
 }
+
+int ug_exit_code(int rc)
+{
+	switch (rc) {
+	case 0:
+		return UG_EXIT_OK;
+	case -EINVAL:
+		return UG_EXIT_USAGE;
+	case -EBADMSG:
+	case -E2BIG:
+		return UG_EXIT_CORRUPT;
+	case -EKEYREJECTED:
+		return UG_EXIT_SIGNATURE;
+	case -EPROTONOSUPPORT:
+		return UG_EXIT_USAGE;
+	case -ENOENT:
+		return UG_EXIT_NOTFOUND;
+	case -EWOULDBLOCK:
+		return UG_EXIT_LOCKED;
+	default:
+		return UG_EXIT_FAILURE;
+	}
+}

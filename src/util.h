@@ -31,6 +31,10 @@
 #define UG_DELTAS_PER_FILE_MAX 64u
 #define UG_BUNDLES_MAX       64u
 
+/* A file changed while it was being read (publish of a live tree). Not
+ * EAGAIN: that is EWOULDBLOCK, which means "repo locked". */
+#define UG_ECHANGED ESTALE
+
 /* An optional error detail filled by parsers at a trust boundary, so the
  * program can say *where* input was bad ("manifest entry 17: ..."). */
 struct ug_error {
@@ -131,6 +135,19 @@ int ug_time_parse(const char *s, int64_t *ret);
 
 /* Human-readable byte count ("1.5 MiB"). */
 void ug_bytes_format(uint64_t n, char out[32]);
+
+/* Exit codes of every upgrid program (upgrid(1), upgrid-watch(8), EXIT
+ * STATUS), and the one mapping from a library -errno to them. */
+#define UG_EXIT_OK        0
+#define UG_EXIT_FAILURE   1  /* operation failed (I/O, internal error) */
+#define UG_EXIT_USAGE     2  /* bad command line or configuration */
+#define UG_EXIT_CORRUPT   3  /* verify found problems / corrupt input */
+#define UG_EXIT_SIGNATURE 4  /* bad or missing signature, wrong key */
+#define UG_EXIT_NOTFOUND  5  /* repo, version, channel, key file or tree does not exist */
+#define UG_EXIT_LOCKED    6  /* another writer holds the repo lock */
+#define UG_EXIT_UNCHANGED 0  /* publish: tree identical (reported, not an error) */
+
+int ug_exit_code(int rc);
 
 #include "banned.h"
 

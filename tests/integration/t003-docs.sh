@@ -3,7 +3,10 @@
 # upgrid(1) documents every command and every option that --help lists
 # (and nothing that --help does not), each in its own place: global
 # options under GLOBAL OPTIONS, a command's options as .TP items in its
-# ".SS COMMAND" subsection of COMMANDS.
+# ".SS COMMAND" subsection of COMMANDS. Likewise upgrid-watch(8): every
+# option of 'upgrid-watch --help' as a .TP item under OPTIONS and in the
+# SYNOPSIS (and nothing else), the sections a daemon's page needs, and
+# every exit status.
 #
 # Run by 'make check' with UG_SRCDIR and UG_BUILDDIR set. groff missing is
 # a skip (77), or a failure when UG_TEST_NO_SKIP is set (CI).
@@ -15,6 +18,8 @@ set -eu
 man_dir=$UG_SRCDIR/man
 page=$man_dir/upgrid.1
 upgrid=$UG_BUILDDIR/upgrid
+watch=$UG_BUILDDIR/upgrid-watch
+wpage=$man_dir/upgrid-watch.8
 fail=0
 
 problem() {
@@ -30,10 +35,12 @@ if ! command -v groff >/dev/null 2>&1; then
 	echo "t003-docs: SKIP: groff is not installed"
 	exit 77
 fi
-if [ ! -x "$upgrid" ]; then
-	echo "t003-docs: '$upgrid' is missing; build it first (make upgrid)"
-	exit 1
-fi
+for prog in "$upgrid" "$watch"; do
+	if [ ! -x "$prog" ]; then
+		echo "t003-docs: '$prog' is missing; build it first (make $(basename "$prog"))"
+		exit 1
+	fi
+done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/t003-docs.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -76,10 +83,15 @@ done
 [ -f "$page" ] || { problem "'$page' is missing"; exit 1; }
 
 # ---------------------------------------------------------------- helpers
-# The man source with escapes removed: '\-' is '-', font changes and
-# zero-width escapes vanish, so options read as on the command line.
-sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' -e 's/\\f(..//g' -e 's/\\f\[[^]]*\]//g' \
-	-e 's/\\&//g' -e 's/\\%//g' "$page" >"$tmp/page"
+# load_page FILE: the man source with escapes removed into $tmp/page:
+# '\-' is '-', font changes and zero-width escapes vanish, so options read
+# as on the command line. page_name is the page the messages name.
+load_page() {
+	sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' -e 's/\\f(..//g' -e 's/\\f\[[^]]*\]//g' \
+		-e 's/\\&//g' -e 's/\\%//g' "$1" >"$tmp/page"
+	page_name=$(basename "$1")
+}
+load_page "$page"
 
 # section_of TITLE [SUBSECTION]: the lines of ".SH TITLE" (up to the next
 # .SH), or of its ".SS SUBSECTION" (up to the next .SS or .SH).
@@ -123,12 +135,12 @@ check_options() {
 	fi
 	while IFS= read -r opt; do
 		has_word "$tmp/tags" "$opt" ||
-			problem "$1: option '$opt' is in --help but not documented (.TP item) in upgrid.1"
+			problem "$1: option '$opt' is in --help but not documented (.TP item) in $page_name"
 	done <"$tmp/want"
 	tag_options <"$tmp/tags" | sort -u >"$tmp/have"
 	while IFS= read -r opt; do
 		grep -qxF -- "$opt" "$tmp/want" ||
-			problem "$1: upgrid.1 documents option '$opt', which --help does not list"
+			problem "$1: $page_name documents option '$opt', which --help does not list"
 	done <"$tmp/have"
 }
 
@@ -175,13 +187,51 @@ done <"$tmp/documented"
 # ---------------------------------------------------------------- 4. exit codes
 # every UG_EXIT_* value in cli.h has an entry in EXIT STATUS
 section_of "EXIT STATUS" >"$tmp/sec.exit"
-sed -n 's/^#define UG_EXIT_[A-Z]* *\([0-9][0-9]*\).*/\1/p' "$UG_SRCDIR/src/cli.h" | sort -u >"$tmp/codes"
-[ -s "$tmp/codes" ] || problem "no UG_EXIT_* codes found in src/cli.h"
+sed -n 's/^#define UG_EXIT_[A-Z]* *\([0-9][0-9]*\).*/\1/p' "$UG_SRCDIR/src/util.h" | sort -u >"$tmp/codes"
+[ -s "$tmp/codes" ] || problem "no UG_EXIT_* codes found in src/util.h"
 tags_of <"$tmp/sec.exit" | sed -n 's/^\.B *\([0-9][0-9]*\)$/\1/p' >"$tmp/codes.doc"
 while IFS= read -r code; do
 	grep -qxF -- "$code" "$tmp/codes.doc" ||
-		problem "exit status $code (src/cli.h) is not documented under EXIT STATUS in upgrid.1"
+		problem "exit status $code (src/util.h) is not documented under EXIT STATUS in upgrid.1"
 done <"$tmp/codes"
+
+# ---------------------------------------------------------------- 5. upgrid-watch
+if [ ! -f "$wpage" ]; then
+	problem "'$wpage' is missing"
+else
+	load_page "$wpage"
+	rc=0
+	"$watch" --help >"$tmp/help.watch" 2>&1 || rc=$?
+	[ "$rc" -eq 0 ] || problem "'upgrid-watch --help' exited with status $rc"
+	section_of "OPTIONS" >"$tmp/sec.watch"
+	if [ ! -s "$tmp/sec.watch" ]; then
+		problem "upgrid-watch.8 has no '.SH OPTIONS' section"
+	else
+		check_options "upgrid-watch" "$tmp/help.watch" "$tmp/sec.watch"
+	fi
+	# each option line of --help ("-R, --repo PATH"): one of its forms in
+	# the SYNOPSIS
+	section_of "SYNOPSIS" >"$tmp/sec.wsyn"
+	sed -n 's/^ \{1,\}\(-[^ ].*\)$/\1/p' "$tmp/help.watch" | sed 's/  .*//' >"$tmp/wspecs"
+	while IFS= read -r spec; do
+		found=0
+		for opt in $(echo "$spec" | grep -oE -- '--?[A-Za-z0-9][A-Za-z0-9-]*'); do
+			has_word "$tmp/sec.wsyn" "$opt" && found=1
+		done
+		[ "$found" -eq 1 ] ||
+			problem "upgrid-watch: option '$spec' is in --help but not in the SYNOPSIS of upgrid-watch.8"
+	done <"$tmp/wspecs"
+	# a daemon's page (STYLE.md)
+	for sh in SYNOPSIS OPTIONS FILES ENVIRONMENT "EXIT STATUS" SIGNALS SECURITY EXAMPLES; do
+		grep -qE "^\.SH \"?$sh\"?\$" "$wpage" || problem "upgrid-watch.8: no '.SH $sh' section"
+	done
+	section_of "EXIT STATUS" >"$tmp/sec.wexit"
+	tags_of <"$tmp/sec.wexit" | sed -n 's/^\.B *\([0-9][0-9]*\)$/\1/p' >"$tmp/codes.wdoc"
+	while IFS= read -r code; do
+		grep -qxF -- "$code" "$tmp/codes.wdoc" ||
+			problem "exit status $code (src/util.h) is not documented under EXIT STATUS in upgrid-watch.8"
+	done <"$tmp/codes"
+fi
 
 if [ "$fail" -ne 0 ]; then
 	echo "t003-docs: FAIL"
