@@ -19,6 +19,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -531,6 +532,9 @@ static enum attempt publish_now(struct state *st, const char *message,
 	memset(res, 0, sizeof(*res));
 	r = ug_publish(s, &o, res, err);
 	ug_store_free(s);
+	/* a publish of a big tree frees hundreds of MiB that glibc would
+	 * otherwise keep for the life of the daemon */
+	malloc_trim(0);
 	*ret_rc = r;
 	if (r == 0)
 		a = PUB_OK;

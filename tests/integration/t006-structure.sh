@@ -70,6 +70,7 @@ ok "malformed INI/CSV/env published as binary with a warning"
 # the same malformed tree again: same verdict, no new version
 run_ug 0 publish "$tree"
 expect_in "$T/out" "no new version" "malformed but unchanged tree"
+expect_not_in "$T/err" "not a valid" "an unchanged malformed file is not warned about again"
 run_ug 0 verify
 ok "unchanged malformed files make no new version; repo verifies"
 
