@@ -52,7 +52,11 @@ if command -v jq >/dev/null 2>&1; then
 	perfile=$(jq '.pairs[0].per_file_bytes' "$work/v2.json")
 	mdelta=$(jq '.pairs[0].manifest_delta_bytes' "$work/v2.json")
 	printf '  full download of version 2: %8d bytes\n' "$full"
-	printf '  bundle delta:               %8d bytes\n' "$bundle"
+	if [ "$bundle" -gt 0 ]; then
+		printf '  bundle delta:               %8d bytes\n' "$bundle"
+	else
+		printf '  bundle delta:               none kept (not smaller than the per-file deltas)\n'
+	fi
 	printf '  per-file deltas:            %8d bytes\n' "$perfile"
 	printf '  manifest delta:             %8d bytes\n' "$mdelta"
 	printf '  a terminal on 1 pulls:      %8d bytes (%d%% of full, %.1fx less)\n' \
