@@ -43,47 +43,12 @@ void ug_store_config_default(struct ug_store_config *c)
 
 /* ---------------------------------------------------------------- config */
 
-/* Feeds inih one line at a time and counts them. Debian's inih is built
- * without INI_HANDLER_LINENO, and inih only returns the line of its first
- * error, which may be an earlier syntax error than the handler's: the
- * count tells the handler its own line. inih also splits a line longer
- * than its buffer and parses the pieces as lines (a long comment could
- * hide a setting), so such a line ends the input and is reported. */
-struct config_reader {
-	const char *p;
-	size_t left;
-	int line;
-	int line_max;		/* bytes, '\n' excluded */
-	bool too_long;
-};
-
-static char *config_read_line(char *str, int num, void *stream)
-{
-	struct config_reader *cr = stream;
-	const char *nl;
-	size_t n;
-
-	if (cr->left == 0 || cr->too_long || num < 2)
-		return NULL;
-	nl = memchr(cr->p, '\n', cr->left);
-	n = nl ? (size_t)(nl - cr->p) + 1 : cr->left;
-	cr->line++;
-	if (n > (size_t)num - 1) {
-		cr->line_max = num - 2;
-		cr->too_long = true;
-		return NULL;
-	}
-	memcpy(str, cr->p, n);
-	str[n] = '\0';
-	cr->p += n;
-	cr->left -= n;
-	return str;
-}
-
+/* Parsed through ug_ini_read_line (util.h) so the handler knows its own
+ * line and an overlong line cannot hide a setting. */
 struct config_parse {
 	struct ug_store_config *cfg;
 	struct ug_error *err;
-	const struct config_reader *rd;
+	const struct ug_ini_reader *rd;
 	int rc;
 	int line;		/* of the handler's error */
 	bool have_format;
@@ -161,7 +126,7 @@ static int config_handler(void *user, const char *section, const char *name,
 
 static int config_load(int dirfd, struct ug_store_config *cfg, struct ug_error *err)
 {
-	struct config_reader rd = { 0 };
+	struct ug_ini_reader rd = { 0 };
 	struct config_parse cp = { .cfg = cfg, .err = err, .rd = &rd };
 	char *text = NULL;
 	size_t len;
@@ -177,7 +142,7 @@ static int config_load(int dirfd, struct ug_store_config *cfg, struct ug_error *
 	}
 	rd.p = text;
 	rd.left = len;
-	r = ini_parse_stream(config_read_line, &rd, config_handler, &cp);
+	r = ini_parse_stream(ug_ini_read_line, &rd, config_handler, &cp);
 	free(text);
 	if (r < 0)
 		return ug_error_set(err, -ENOMEM, "cannot parse 'config': out of memory");

@@ -546,3 +546,26 @@ int ug_exit_code(int rc)
 		return UG_EXIT_FAILURE;
 	}
 }
+
+char *ug_ini_read_line(char *str, int num, void *stream)
+{
+	struct ug_ini_reader *cr = stream;
+	const char *nl;
+	size_t n;
+
+	if (cr->left == 0 || cr->too_long || num < 2)
+		return NULL;
+	nl = memchr(cr->p, '\n', cr->left);
+	n = nl ? (size_t)(nl - cr->p) + 1 : cr->left;
+	cr->line++;
+	if (n > (size_t)num - 1) {
+		cr->line_max = num - 2;
+		cr->too_long = true;
+		return NULL;
+	}
+	memcpy(str, cr->p, n);
+	str[n] = '\0';
+	cr->p += n;
+	cr->left -= n;
+	return str;
+}

@@ -149,6 +149,20 @@ void ug_bytes_format(uint64_t n, char out[32]);
 
 int ug_exit_code(int rc);
 
+/* Feeds a config text to inih's ini_parse_stream one line at a time.
+ * Debian's inih gives the handler no line numbers and splits a line longer
+ * than its buffer into two (a long comment could hide a setting): with
+ * this reader the handler can read `line`, and an overlong line ends the
+ * input with too_long set. Initialise p and left, the rest to zero. */
+struct ug_ini_reader {
+	const char *p;
+	size_t left;
+	int line;
+	int line_max;		/* bytes, '\n' excluded */
+	bool too_long;
+};
+char *ug_ini_read_line(char *str, int num, void *stream);
+
 #include "banned.h"
 
 #endif

@@ -158,44 +158,12 @@ static int parse_seconds(const struct seconds_opt *o, const char *v, int64_t *re
 	return 0;
 }
 
-/* The config file goes through inih one line at a time (as REPO/config
- * does in store.c): Debian's inih has no line numbers for the handler,
- * and a line longer than its buffer would be split into two settings. */
-struct conf_reader {
-	const char *p;
-	size_t left;
-	int line;
-	int line_max;
-	bool too_long;
-};
-
-static char *conf_read_line(char *str, int num, void *stream)
-{
-	struct conf_reader *cr = stream;
-	const char *nl;
-	size_t n;
-
-	if (cr->left == 0 || cr->too_long || num < 2)
-		return NULL;
-	nl = memchr(cr->p, '\n', cr->left);
-	n = nl ? (size_t)(nl - cr->p) + 1 : cr->left;
-	cr->line++;
-	if (n > (size_t)num - 1) {
-		cr->line_max = num - 2;
-		cr->too_long = true;
-		return NULL;
-	}
-	memcpy(str, cr->p, n);
-	str[n] = '\0';
-	cr->p += n;
-	cr->left -= n;
-	return str;
-}
-
+/* The settings file goes through inih via ug_ini_read_line (util.h), as
+ * REPO/config does, for line numbers and overlong lines. */
 struct conf_parse {
 	struct settings *s;
 	struct ug_error *err;
-	const struct conf_reader *rd;
+	const struct ug_ini_reader *rd;
 	int rc;
 	int line;
 };
@@ -251,7 +219,7 @@ static int conf_handler(void *user, const char *section, const char *name, const
 
 static int conf_load(const char *path, bool must_exist, struct settings *s, struct ug_error *err)
 {
-	struct conf_reader rd = { 0 };
+	struct ug_ini_reader rd = { 0 };
 	struct conf_parse cp = { .s = s, .err = err, .rd = &rd };
 	char *text = NULL, *abs;
 	size_t len;
@@ -276,7 +244,7 @@ static int conf_load(const char *path, bool must_exist, struct settings *s, stru
 	}
 	rd.p = text;
 	rd.left = len;
-	r = ini_parse_stream(conf_read_line, &rd, conf_handler, &cp);
+	r = ini_parse_stream(ug_ini_read_line, &rd, conf_handler, &cp);
 	free(text);
 	if (r < 0)
 		return ug_error_set(err, -ENOMEM, "cannot parse '%s': out of memory", path);
