@@ -1,0 +1,60 @@
+/* conn.h - a byte stream to a peer: the transports the protocol runs over.
+ *
+ *   fd     a pair of file descriptors (the server's stdin/stdout)
+ *   spawn  a local child process over pipes ("upgrid-syncd --serve --repo
+ *          PATH" on the same machine: tests and single-machine use)
+ *   ssh    an exec channel of a libssh client session (ssh.c)
+ *
+ * Every read takes a timeout; transports count the bytes they move so the
+ * programs can report what went over the wire. */
+#ifndef UG_CONN_H
+#define UG_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+struct ug_conn;
+
+struct ug_conn_ops {
+	/* Read up to n bytes, waiting at most timeout_ms (negative: forever).
+	 * Returns bytes read (> 0), 0 at end of stream, -ETIMEDOUT, -errno. */
+	ssize_t (*read)(struct ug_conn *c, void *buf, size_t n, int timeout_ms);
+	/* Write all n bytes. */
+	int (*write)(struct ug_conn *c, const void *buf, size_t n);
+	/* Close the sending direction (the peer reads end of stream). */
+	int (*shutdown)(struct ug_conn *c);
+	/* Close and free everything; for a child process, reap it. Returns
+	 * the child's exit status (>= 0) when the transport has one, else 0. */
+	int (*close)(struct ug_conn *c);
+};
+
+struct ug_conn {
+	const struct ug_conn_ops *ops;
+	void *priv;
+	uint64_t bytes_in, bytes_out;   /* payload bytes moved (counted here) */
+	int timeout_ms;                 /* default for reads; -1: none */
+	char peer[128];                 /* for messages: "g1s2 (127.0.0.1:2201)" */
+};
+
+/* Transport-independent wrappers: count bytes, apply c->timeout_ms.
+ * ug_conn_read_exact returns -EPROTO when the stream ends early. */
+ssize_t ug_conn_read(struct ug_conn *c, void *buf, size_t n, int timeout_ms);
+int ug_conn_read_exact(struct ug_conn *c, void *buf, size_t n);
+int ug_conn_write(struct ug_conn *c, const void *buf, size_t n);
+int ug_conn_shutdown(struct ug_conn *c);
+/* Closes and frees c (NULL is a no-op); see ops->close. */
+int ug_conn_close(struct ug_conn *c);
+
+/* Use rfd/wfd (not closed by ug_conn_close unless own_fds). */
+int ug_conn_fd_new(int rfd, int wfd, bool own_fds, struct ug_conn **ret);
+
+/* Run argv[0] (searched in PATH if it has no '/') with argv, its stdin and
+ * stdout connected to the returned conn; its stderr is inherited. close
+ * waits for the child (sending SIGTERM after 5 s) and returns its exit
+ * status. */
+int ug_conn_spawn(char *const argv[], struct ug_conn **ret, struct ug_error *err);
+
+#endif
