@@ -15,9 +15,8 @@
 # shellcheck disable=SC2317
 set -euo pipefail
 
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SRC_DIR=$(dirname "$BENCH_DIR")
-CACHE=${UG_BENCH_CACHE:-$BENCH_DIR/.cache}
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # id | npm package | old | new | what it is
 PAIRS=(
@@ -73,122 +72,15 @@ done
 
 case $runs in '' | *[!0-9]* | 0) echo "bench: --runs takes a positive count" >&2; exit 2 ;; esac
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
-
 # ---------------------------------------------------------------- tools
 
 # command -> Debian package; installed when missing and we are root
+# shellcheck disable=SC2034 # read by ensure_tools in lib.sh
 declare -A TOOL_PKG=(
 	[/usr/bin/time]=time [rsync]=rsync [rdiff]=rdiff [zstd]=zstd
 	[sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client
 	[npm]=npm [node]=nodejs [jq]=jq [tar]=tar [cmp]=diffutils
 )
-
-have() {
-	case $1 in
-	sshd) [ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1 ;;
-	/*) [ -x "$1" ] ;;
-	*) command -v "$1" >/dev/null 2>&1 ;;
-	esac
-}
-
-ensure_tools() {
-	local t missing=()
-	for t in "${!TOOL_PKG[@]}"; do
-		have "$t" || missing+=("${TOOL_PKG[$t]}")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-		die "missing packages: ${missing[*]} (install them, or run as root on Debian)"
-	fi
-	log "installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		"${missing[@]}" >&2
-	for t in "${!TOOL_PKG[@]}"; do
-		have "$t" || die "'$t' still missing after installing ${TOOL_PKG[$t]}"
-	done
-}
-
-SSHD_BIN=""
-find_sshd() {
-	if [ -x /usr/sbin/sshd ]; then SSHD_BIN=/usr/sbin/sshd; else SSHD_BIN=$(command -v sshd); fi
-}
-
-# ---------------------------------------------------------------- upgrid
-
-find_upgrid() {
-	if [ -n "${UPGRID:-}" ]; then
-		[ -x "$UPGRID" ] || die "UPGRID='$UPGRID' is not executable"
-		return 0
-	fi
-	local b=${UG_BUILDDIR:-$BENCH_DIR/.build}
-	mkdir -p "$b"
-	if [ ! -f "$b/Makefile" ]; then
-		if [ ! -x "$SRC_DIR/configure" ]; then
-			log "generating configure (autoreconf -fi in $SRC_DIR)"
-			(cd "$SRC_DIR" && autoreconf -fi >&2) || die "autoreconf failed"
-		fi
-		log "configuring upgrid in $b"
-		(cd "$b" && "$SRC_DIR/configure" -q >&2) || die "configure failed in '$b'"
-	fi
-	log "building upgrid in $b"
-	make -C "$b" -j"$(nproc)" upgrid >"$b/bench-make.log" 2>&1 ||
-		{ tail -20 "$b/bench-make.log" >&2; die "cannot build upgrid (log: '$b/bench-make.log')"; }
-	UPGRID=$b/upgrid
-}
-
-# ---------------------------------------------------------------- npm
-
-# scoped "@a/b" packs as a-b-VERSION.tgz
-tgz_name() { local n=${1#@}; printf '%s-%s.tgz' "${n//\//-}" "$2"; }
-
-# Echo "OLD NEW": the requested pair when both exist, else the consecutive
-# stable pair closest to the requested new version.
-resolve_pair() {
-	local name=$1 old=$2 new=$3
-	if [ -f "$CACHE/$(tgz_name "$name" "$old")" ] && [ -f "$CACHE/$(tgz_name "$name" "$new")" ]; then
-		echo "$old $new"
-		return 0
-	fi
-	npm view "$name" versions --json 2>/dev/null | node -e '
-		const [old, want] = process.argv.slice(1);
-		let v = JSON.parse(require("fs").readFileSync(0, "utf8"));
-		if (!Array.isArray(v)) v = [v];
-		const key = s => s.split(".").map(Number);
-		const cmp = (a, b) => { a = key(a); b = key(b);
-			for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] - b[i]; return 0; };
-		const st = v.filter(s => /^\d+\.\d+\.\d+$/.test(s)).sort(cmp);
-		if (v.includes(old) && v.includes(want)) { console.log(old, want); process.exit(0); }
-		if (st.length < 2) process.exit(1);
-		let i = st.findIndex(s => cmp(s, want) >= 0);
-		if (i < 0) i = st.length - 1;
-		if (i < 1) i = 1;
-		console.log(st[i - 1], st[i]);
-	' "$old" "$new"
-}
-
-fetch() {
-	local name=$1 ver=$2 f
-	f=$CACHE/$(tgz_name "$name" "$ver")
-	if [ ! -s "$f" ]; then
-		log "npm pack $name@$ver"
-		mkdir -p "$CACHE"
-		(cd "$CACHE" && npm pack --silent "$name@$ver" >/dev/null) ||
-			die "npm pack '$name@$ver' failed"
-		[ -s "$f" ] || die "npm pack '$name@$ver' did not write '$f'"
-	fi
-	printf '%s' "$f"
-}
-
-unpack() {
-	mkdir -p "$2"
-	tar -xzf "$1" -C "$2" --strip-components=1 --no-same-owner --no-same-permissions
-	# npm tarballs may lack the owner write bit; cp/rsync need to replace files
-	chmod -R u+rwX "$2"
-}
 
 # ---------------------------------------------------------------- helpers
 
@@ -202,11 +94,6 @@ wall_of() {
 rss_mib_of() {
 	awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$1"
 }
-
-commas() { echo "$1" | sed -e :a -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/;ta'; }
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b <= 0) print "n/a"; else printf "%.3f", a / b }'; }
-verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "n/a"; else if (r <= t) print "PASS"; else print "MISS" }'; }
 
 # Deterministic tar: sorted names, fixed mtime and owner, so two trees
 # differ only where their files do.
@@ -227,11 +114,6 @@ cleanup() {
 		wait "$SSHD_PID" 2>/dev/null || true
 	fi
 	if [ -n "$W" ]; then rm -rf "$W"; fi
-}
-
-free_port() {
-	node -e 'const s = require("net").createServer();
-		s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
 }
 
 start_sshd() {
@@ -427,7 +309,7 @@ measure_tar() {
 
 ensure_tools
 find_sshd
-[ "$skip_upgrid" = 1 ] || find_upgrid
+[ "$skip_upgrid" = 1 ] || find_upgrid upgrid
 W=$(mktemp -d "${TMPDIR:-/tmp}/ug-bench.XXXXXX")
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP

@@ -28,6 +28,9 @@
 #define UG_SERVER_NAME_MAX   64u
 #define UG_HOST_MAX          255u
 #define UG_USER_MAX          64u
+/* Bytes of a buffer that holds any formatted address, with its NUL:
+ * user '@' '[' host ']' ':' port. */
+#define UG_ADDRESS_MAX       (UG_USER_MAX + UG_HOST_MAX + 10u)
 
 struct ug_server {
 	char *name;
@@ -62,12 +65,33 @@ int ug_cluster_load(int dirfd, const char *path, struct ug_cluster **ret,
 		    struct ug_error *err);
 
 /* Parse "[USER@]HOST[:PORT]" into a server's user/host/port (strings
- * allocated, owned by srv). */
+ * allocated, owned by srv). On success srv->user, host and port are
+ * overwritten (not freed: pass a zeroed srv); on failure srv is untouched.
+ * -EINVAL with "address 'x@': host is empty" and the like in err. */
 int ug_server_parse_address(const char *address, struct ug_server *srv,
 			    struct ug_error *err);
-/* "user@host:port" or "host:port" as written in the cluster file. */
+/* "user@host:port" or "host:port" as written in the cluster file, the
+ * port always written, an IPv6 host in brackets. Returns the length, or
+ * -ENOSPC if out is too small (UG_ADDRESS_MAX always fits), -EINVAL
+ * without a host. */
 int ug_server_format_address(const struct ug_server *srv, char *out, size_t out_size);
+/* A group or server name: [A-Za-z0-9._-]{1,64}. -EINVAL with the reason. */
 int ug_cluster_name_check(const char *name, struct ug_error *err);
+
+/* The rules the cluster file parser applies, on values already in memory
+ * (the manifest reader uses them too, upgrid-manifest(5)). Each returns 0
+ * or -EINVAL with the reason in err ("user '-x' starts with '-'").
+ * repo: absolute, at most UG_PATH_MAX bytes, valid UTF-8, no blank or
+ * control character, no ".." component. */
+int ug_server_repo_check(const char *repo, struct ug_error *err);
+/* name, user (NULL allowed), host, port 1..65535 and repo of one server. */
+int ug_server_check(const struct ug_server *srv, struct ug_error *err);
+/* A whole chain list: the limits, at least one server per group, unique
+ * group names, server names unique across the cluster, and every server.
+ * Errors name the place as what[i].servers[j] ("chains[1].servers[3]:
+ * ..."): -EBADMSG for a bad value, -E2BIG for a count over a limit,
+ * -EINVAL for a missing array. NULL (no chain list) is valid. */
+int ug_cluster_check(const struct ug_cluster *c, const char *what, struct ug_error *err);
 
 /* Where is the server called name: its group and position in the chain.
  * -ENOENT if the cluster does not name it. */

@@ -5,11 +5,15 @@
  *          PATH" on the same machine: tests and single-machine use)
  *   ssh    an exec channel of a libssh client session (ssh.c)
  *
+ * Writes to a peer that went away fail with -EPIPE only if the program
+ * ignores SIGPIPE, which every upgrid program does.
+ *
  * Every read takes a timeout; transports count the bytes they move so the
  * programs can report what went over the wire. */
 #ifndef UG_CONN_H
 #define UG_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,7 +28,8 @@ struct ug_conn_ops {
 	ssize_t (*read)(struct ug_conn *c, void *buf, size_t n, int timeout_ms);
 	/* Write all n bytes. */
 	int (*write)(struct ug_conn *c, const void *buf, size_t n);
-	/* Close the sending direction (the peer reads end of stream). */
+	/* Close the sending direction (the peer reads end of stream; an fd
+	 * transport closes its write fd even when it does not own it). */
 	int (*shutdown)(struct ug_conn *c);
 	/* Close and free everything; for a child process, reap it. Returns
 	 * the child's exit status (>= 0) when the transport has one, else 0. */
@@ -52,9 +57,10 @@ int ug_conn_close(struct ug_conn *c);
 int ug_conn_fd_new(int rfd, int wfd, bool own_fds, struct ug_conn **ret);
 
 /* Run argv[0] (searched in PATH if it has no '/') with argv, its stdin and
- * stdout connected to the returned conn; its stderr is inherited. close
- * waits for the child (sending SIGTERM after 5 s) and returns its exit
- * status. */
+ * stdout connected to the returned conn; its stderr is inherited. -ENOENT
+ * or -EACCES when it cannot be run. close waits for the child (sending
+ * SIGTERM after 5 s, SIGKILL after 10 s) and returns its exit status, or
+ * 128 + N for a child killed by signal N. */
 int ug_conn_spawn(char *const argv[], struct ug_conn **ret, struct ug_error *err);
 
 #endif

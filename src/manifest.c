@@ -71,6 +71,7 @@ void ug_manifest_free(struct ug_manifest *m)
 	for (size_t i = 0; i < m->nbundles; i++)
 		bundle_release(&m->bundles[i]);
 	free(m->bundles);
+	ug_cluster_free(m->chains);
 	free(m);
 }
 
@@ -789,7 +790,11 @@ int ug_manifest_validate(const struct ug_manifest *m, struct ug_error *err)
 	r = validate_changes(m, err);
 	if (r < 0)
 		return r;
-	return validate_bundles(m, err);
+	r = validate_bundles(m, err);
+	if (r < 0)
+		return r;
+	/* the cluster file's own rules (cluster.c), named as chains[i]... */
+	return ug_cluster_check(m->chains, "chains", err);
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -962,6 +967,27 @@ fail:
 	return NULL;
 }
 
+/* One group per line: a group's chain changes as a whole. */
+static json_t *chain_json(const struct ug_manifest *m, size_t i)
+{
+	const struct ug_group *g = &m->chains->groups[i];
+	json_t *servers = json_array();
+
+	for (size_t j = 0; servers && j < g->nservers; j++) {
+		const struct ug_server *srv = &g->servers[j];
+		char addr[UG_ADDRESS_MAX];
+
+		if (ug_server_format_address(srv, addr, sizeof(addr)) < 0 ||
+		    json_array_append_new(servers, json_pack("{s:s, s:s, s:s}", "address", addr,
+							     "name", srv->name, "repo",
+							     srv->repo)) < 0) {
+			json_decref(servers);
+			return NULL;
+		}
+	}
+	return json_pack("{s:s, s:o}", "group", g->name, "servers", servers);
+}
+
 /* Append v (consumed) as compact JSON with sorted keys. */
 static int put_json(struct ug_buf *b, json_t *v)
 {
@@ -1030,6 +1056,9 @@ int ug_manifest_write(const struct ug_manifest *m, char **ret, size_t *ret_len,
 	/* keys in sorted order, as JSON_SORT_KEYS would put them */
 	if ((r = ug_buf_put(&b, "{\n", 2)) < 0 ||
 	    (r = put_array(&b, "bundles", m, m->nbundles, bundle_json)) < 0 ||
+	    /* absent, not empty, without a chain list: manifests published
+	     * without a cluster file stay as they were */
+	    (m->chains && (r = put_array(&b, "chains", m, m->chains->ngroups, chain_json)) < 0) ||
 	    (r = put_scalar(&b, "channel", json_string(m->channel), false)) < 0 ||
 	    (r = put_scalar(&b, "created", time_json(m->created), false)) < 0 ||
 	    (r = put_array(&b, "dirs", m, m->ndirs, dir_json)) < 0 ||
@@ -1488,6 +1517,73 @@ static int parse_bundle(json_t *o, const char *where, struct ug_mbundle *b, stru
 	return 0;
 }
 
+/* "chains": shapes, types and each address; ug_cluster_check (from
+ * ug_manifest_validate) applies the rest of the cluster file's rules. */
+static int parse_chains(json_t *arr, struct ug_manifest *m, struct ug_error *err)
+{
+	struct ug_cluster *c;
+	char where[64], swhere[96];
+	int r;
+
+	if (!json_is_array(arr))
+		return field_error(err, -EBADMSG, NULL, "chains", "expected an array");
+	if (json_array_size(arr) > UG_GROUPS_MAX)
+		return field_error(err, -E2BIG, NULL, "chains",
+				   "%zu groups, more than the limit of %u", json_array_size(arr),
+				   UG_GROUPS_MAX);
+	c = ug_cluster_new();
+	if (!c)
+		return -ENOMEM;
+	m->chains = c;
+	/* +1: calloc(0) may return NULL */
+	c->groups = calloc(json_array_size(arr) + 1, sizeof(*c->groups));
+	if (!c->groups)
+		return -ENOMEM;
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		struct ug_group *g = &c->groups[i];
+		json_t *e, *servers = NULL;
+
+		if ((r = get_element(arr, "chains", i, where, sizeof(where), &e, err)) < 0)
+			return r;
+		c->ngroups++;
+		if ((r = dup_string(e, where, "group", &g->name, err)) < 0 ||
+		    (r = get_array(e, where, "servers", UG_GROUP_SERVERS_MAX, &servers, err)) < 0)
+			return r;
+		g->servers = calloc(json_array_size(servers) + 1, sizeof(*g->servers));
+		if (!g->servers)
+			return -ENOMEM;
+		for (size_t j = 0; j < json_array_size(servers); j++) {
+			struct ug_server *srv = &g->servers[j];
+			char name[80], canon[UG_ADDRESS_MAX];
+			struct ug_error ae;
+			const char *addr;
+			json_t *se;
+
+			snprintf(name, sizeof(name), "%s.servers", where);
+			if ((r = get_element(servers, name, j, swhere, sizeof(swhere), &se, err)) < 0)
+				return r;
+			/* counted first: the server is freed as a whole on failure */
+			g->nservers++;
+			if ((r = dup_string(se, swhere, "name", &srv->name, err)) < 0 ||
+			    (r = dup_string(se, swhere, "repo", &srv->repo, err)) < 0 ||
+			    (r = get_string(se, swhere, "address", &addr, err)) < 0)
+				return r;
+			r = ug_server_parse_address(addr, srv, &ae);
+			if (r == -ENOMEM)
+				return r;
+			if (r < 0)
+				return ug_error_set(err, -EBADMSG, "%s: %s", swhere, ae.msg);
+			/* one spelling per address, as for times: what we write */
+			if (ug_server_format_address(srv, canon, sizeof(canon)) < 0 ||
+			    strcmp(canon, addr) != 0)
+				return field_error(err, -EBADMSG, swhere, "address",
+						   "'%.80s' is not written as upgrid writes it ('%.80s')",
+						   shown(addr), canon);
+		}
+	}
+	return 0;
+}
+
 /* Decode the document into m; the invariants are checked afterwards by
  * ug_manifest_validate, so this only checks types and shapes. */
 static int decode(json_t *root, struct ug_manifest *m, struct ug_error *err)
@@ -1526,6 +1622,9 @@ static int decode(json_t *root, struct ug_manifest *m, struct ug_error *err)
 		return r;
 	if (json_object_get(root, "key") &&
 	    (r = dup_string(root, NULL, "key", &m->key_id, err)) < 0)
+		return r;
+	if (json_object_get(root, "chains") &&
+	    (r = parse_chains(json_object_get(root, "chains"), m, err)) < 0)
 		return r;
 
 	if ((r = get_array(root, NULL, "dirs", UG_FILES_MAX, &arr, err)) < 0)

@@ -3,7 +3,8 @@
  *
  * The reader is a trust boundary. ug_manifest_parse rejects unknown format
  * versions, bad or duplicate paths, out-of-range sizes and counts, unknown
- * classes/actions/codecs and malformed hashes, naming the offending entry
+ * classes/actions/codecs, malformed hashes, and a chain list that breaks
+ * the cluster file's rules (ug_cluster_check), naming the offending entry
  * in err ("files[17]: path contains '..'"). Signature checking is separate
  * (sign.h) and must be done on the exact bytes before parsing. */
 #ifndef UG_MANIFEST_H
@@ -12,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster.h"
 #include "hash.h"
 #include "structure.h"
 #include "types.h"
@@ -94,6 +96,10 @@ struct ug_manifest {
 	size_t nrenamed;
 	struct ug_mbundle *bundles;
 	size_t nbundles;
+	/* The chain list of the cluster (REPO/cluster at publish time), or
+	 * NULL: the manifest states none ("chains" absent from the document).
+	 * Owned by the manifest (freed with ug_cluster_free). */
+	struct ug_cluster *chains;
 	/* private: capacities kept by the ug_manifest_add_* growers (an array
 	 * installed by hand may leave these 0; the growers then reallocate) */
 	size_t files_alloc, dirs_alloc, removed_alloc, renamed_alloc, bundles_alloc;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "delta.h"
 #include "index.h"
 #include "manifest.h"
@@ -1337,6 +1338,31 @@ static int load_history(struct pub *p, uint64_t latest, struct ug_error *err)
 	return 0;
 }
 
+/* REPO/cluster, when the repo has one, is the chain list every manifest
+ * carries (upgrid.conf(5), CLUSTER FILE). A bad file fails the publish:
+ * a version must not go out with a chain list nobody meant. */
+static int load_chains(struct pub *p, struct ug_cluster **ret, struct ug_error *err)
+{
+	struct ug_cluster *c = NULL;
+	struct ug_error e = { "" };
+	size_t nservers = 0;
+	int r;
+
+	r = ug_cluster_load(p->s->dirfd, "cluster", &c, &e);
+	if (r == -ENOENT) {
+		*ret = NULL;
+		return 0;
+	}
+	if (r < 0)
+		return ug_error_set(err, r, "'%s/cluster': %s", p->s->path, e.msg);
+	for (size_t i = 0; i < c->ngroups; i++)
+		nservers += c->groups[i].nservers;
+	plog(p->o, UG_LOG_INFO, "chain list: %zu group%s, %zu server%s", c->ngroups,
+	     c->ngroups == 1 ? "" : "s", nservers, nservers == 1 ? "" : "s");
+	*ret = c;
+	return 0;
+}
+
 #define MANIFEST_BIG_LEVEL 3
 
 static int write_manifest(struct pub *p, struct ug_error *err)
@@ -1404,6 +1430,7 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	       struct ug_publish_result *ret, struct ug_error *err)
 {
 	struct pub p = { .s = s, .o = o };
+	struct ug_cluster *chains = NULL;
 	uint64_t latest = 0;
 	int treefd = -1, r;
 	char kid[UG_KEYID_HEX_LEN + 1];
@@ -1421,9 +1448,14 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	r = trust_key(&p, false, err);
 	if (r < 0)
 		return r;
+	r = load_chains(&p, &chains, err);
+	if (r < 0)
+		return r;
 	treefd = open(o->tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (treefd < 0)
-		return ug_error_set(err, -errno, "cannot open tree '%s': %s", o->tree, strerror(errno));
+	if (treefd < 0) {
+		r = ug_error_set(err, -errno, "cannot open tree '%s': %s", o->tree, strerror(errno));
+		goto out;
+	}
 
 	r = ug_store_ref_read(s, o->channel, &latest);
 	if (r == -ENOENT) {
@@ -1442,6 +1474,8 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 		r = -ENOMEM;
 		goto out;
 	}
+	p.m->chains = chains;
+	chains = NULL;
 	{
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -1453,7 +1487,9 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	r = analyze_structure(&p, treefd, err);
 	if (r < 0)
 		goto out;
-	if (p.parent && same_tree(p.parent, p.m)) {
+	/* a new chain list is a new version even for the same tree, so that
+	 * editing REPO/cluster and publishing reaches every server */
+	if (p.parent && same_tree(p.parent, p.m) && ug_cluster_equal(p.parent->chains, p.m->chains)) {
 		p.res.version = latest;
 		p.res.unchanged = true;
 		p.res.full_bytes = 0;
@@ -1498,6 +1534,7 @@ out:
 		ug_error_set(err, r, "%s", strerror(-r));
 	if (treefd >= 0)
 		close(treefd);
+	ug_cluster_free(chains);
 	ug_manifest_free(p.m);
 	for (size_t i = 0; i < 16; i++) {
 		ug_manifest_free(p.olds[i]);

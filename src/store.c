@@ -608,8 +608,22 @@ int ug_store_object_stat(struct ug_store *s, const struct ug_hash *h,
 
 /* Decompress, hash and (if out_fd >= 0) write. Everything about the stored
  * file is checked: header, frame, size and both hashes. */
+static int object_decode_fd(int fd, const struct ug_hash *h, int out_fd,
+			    struct ug_error *err);
+
 static int object_decode(struct ug_store *s, const struct ug_hash *h, int out_fd,
 			 struct ug_error *err)
+{
+	int fd = open_hashed(s, "objects", h);
+
+	if (fd < 0)
+		return ug_error_set(err, fd, "%s", fd == -ENOENT ? "missing" : strerror(-fd));
+	return object_decode_fd(fd, h, out_fd, err);
+}
+
+/* Closes fd. */
+static int object_decode_fd(int fd, const struct ug_hash *h, int out_fd,
+			    struct ug_error *err)
 {
 	uint8_t header[UG_OBJ_HEADER_LEN];
 	uint8_t *in = NULL, *out = NULL;
@@ -620,12 +634,9 @@ static int object_decode(struct ug_store *s, const struct ug_hash *h, int out_fd
 	struct ug_xxh want_x, got_x;
 	uint64_t want_size, got_size;
 	size_t last = 1;
-	int fd, r;
+	int r;
 	bool hashing = false;
 
-	fd = open_hashed(s, "objects", h);
-	if (fd < 0)
-		return ug_error_set(err, fd, "%s", fd == -ENOENT ? "missing" : strerror(-fd));
 	r = ug_read_exact(fd, header, sizeof(header));
 	if (r < 0) {
 		r = ug_error_set(err, r, "%s", r == -EBADMSG ? "truncated object header" : strerror(-r));
@@ -828,6 +839,24 @@ int ug_store_delta_verify(struct ug_store *s, const struct ug_hash *id, struct u
 	if (!ug_hash_eq(&got, id))
 		return ug_error_set(err, -EBADMSG, "content does not match its BLAKE2b name");
 	return 0;
+}
+
+int ug_store_object_remove(struct ug_store *s, const struct ug_hash *h)
+{
+	char path[128];
+
+	hash_path("objects", h, path, sizeof(path));
+	if (unlinkat(s->dirfd, path, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+bool ug_store_delta_exists(struct ug_store *s, const struct ug_hash *id)
+{
+	char path[128];
+
+	hash_path("deltas", id, path, sizeof(path));
+	return regular_exists(s->dirfd, path);
 }
 
 int ug_store_delta_remove(struct ug_store *s, const struct ug_hash *id)
@@ -1250,4 +1279,107 @@ int ug_store_ref_wait(struct ug_store *s, const char *channel, uint64_t after,
 out:
 	close(fd);
 	return r;
+}
+
+/* ---------------------------------------------------------------- transfers */
+
+int ug_store_object_open(struct ug_store *s, const struct ug_hash *h, int *ret_fd)
+{
+	int fd = open_hashed(s, "objects", h);
+
+	if (fd < 0)
+		return fd;
+	*ret_fd = fd;
+	return 0;
+}
+
+static int partial_name(const char *name, char *out, size_t n)
+{
+	if (!name[0] || strchr(name, '/') || name[0] == '.' ||
+	    (size_t)snprintf(out, n, "dl-%s", name) >= n)
+		return -EINVAL;
+	return 0;
+}
+
+int ug_store_partial_open(struct ug_store *s, const char *name, int *ret_fd,
+			  uint64_t *ret_size)
+{
+	char path[160];
+	struct stat st;
+	int tmpdir, fd, r;
+
+	r = partial_name(name, path, sizeof(path));
+	if (r < 0)
+		return r;
+	tmpdir = openat(s->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tmpdir < 0)
+		return -errno;
+	fd = openat(tmpdir, path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	r = fd < 0 ? -errno : 0;
+	close(tmpdir);
+	if (r < 0)
+		return r;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    lseek(fd, 0, SEEK_END) < 0) {
+		close(fd);
+		return -EBADMSG;
+	}
+	*ret_fd = fd;
+	*ret_size = (uint64_t)st.st_size;
+	return 0;
+}
+
+void ug_store_partial_remove(struct ug_store *s, const char *name)
+{
+	char path[160];
+	int tmpdir;
+
+	if (partial_name(name, path, sizeof(path)) < 0)
+		return;
+	tmpdir = openat(s->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tmpdir < 0)
+		return;
+	unlinkat(tmpdir, path, 0);
+	close(tmpdir);
+}
+
+int ug_store_partial_commit(struct ug_store *s, const char *name, int fd,
+			    enum ug_store_kind kind, const struct ug_hash *expect,
+			    struct ug_error *err)
+{
+	char path[160];
+	int r;
+
+	r = partial_name(name, path, sizeof(path));
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	if (kind == UG_STORE_OBJECTS) {
+		int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (dup_fd < 0) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+		if (lseek(dup_fd, 0, SEEK_SET) < 0) {
+			r = -errno;
+			close(dup_fd);
+		} else {
+			r = object_decode_fd(dup_fd, expect, -1, err);
+		}
+	} else {
+		struct ug_hash got;
+		r = lseek(fd, 0, SEEK_SET) < 0 ? -errno : ug_hash_fd(fd, &got, NULL, NULL);
+		if (r == 0 && !ug_hash_eq(&got, expect))
+			r = ug_error_set(err, -EBADMSG, "delta bytes do not match their BLAKE2b name");
+	}
+	if (r < 0) {
+		close(fd);
+		/* bad bytes are not worth resuming */
+		if (r == -EBADMSG)
+			ug_store_partial_remove(s, name);
+		return r;
+	}
+	return publish_tmp(s, fd, path, kind_dir(kind), expect);
 }

@@ -83,6 +83,10 @@ int ug_store_delta_verify(struct ug_store *s, const struct ug_hash *id,
 /* Remove a delta nothing refers to (publish drops one it decided not to
  * keep). The caller must hold the writer lock. */
 int ug_store_delta_remove(struct ug_store *s, const struct ug_hash *id);
+bool ug_store_delta_exists(struct ug_store *s, const struct ug_hash *id);
+/* Remove a damaged object so that a repaired copy can take its place
+ * (objects are never overwritten in place). */
+int ug_store_object_remove(struct ug_store *s, const struct ug_hash *h);
 
 /* List every object or delta present (for verify). */
 int ug_store_list(struct ug_store *s, enum ug_store_kind kind,
@@ -105,6 +109,24 @@ int ug_store_versions(struct ug_store *s, const char *channel,
 /* Channels that have a ref, sorted. Free with ug_strv_free. */
 int ug_store_channels(struct ug_store *s, char ***ret, size_t *ret_n);
 void ug_strv_free(char **v, size_t n);
+
+/* Transfers between repos (upgrid-syncd). Objects travel in their stored
+ * form (header + zstd frame), so a server never recompresses what it only
+ * passes on. */
+int ug_store_object_open(struct ug_store *s, const struct ug_hash *h, int *ret_fd);
+/* A download in progress: REPO/tmp/dl-NAME (NAME without '/'), kept across
+ * runs so a transfer resumes at *ret_size bytes. The fd is positioned at
+ * its end, ready to append. */
+int ug_store_partial_open(struct ug_store *s, const char *name, int *ret_fd,
+			  uint64_t *ret_size);
+/* Install a finished download as an object (its stored form is checked
+ * completely: header, frame, size, BLAKE2b == expect) or a delta (BLAKE2b
+ * of its bytes == expect), then rename it into place. Closes fd. Bytes that
+ * fail the check are removed and -EBADMSG returned (reason in err). */
+int ug_store_partial_commit(struct ug_store *s, const char *name, int fd,
+			    enum ug_store_kind kind, const struct ug_hash *expect,
+			    struct ug_error *err);
+void ug_store_partial_remove(struct ug_store *s, const char *name);
 
 /* Refs: -ENOENT when the channel has none yet. */
 int ug_store_ref_read(struct ug_store *s, const char *channel, uint64_t *ret_version);

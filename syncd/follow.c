@@ -1,1 +1,771 @@
-/* placeholder: being written */
+/* follow.c - replicate versions from upstream along the chain list. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "delta.h"
+#include "follow.h"
+#include "manifest.h"
+#include "wlog.h"
+
+/* Below this, a damaged object is simply fetched again: a signature and a
+ * delta would not save enough to be worth a round trip. */
+#define REPAIR_SIGDELTA_MIN (64u << 10)
+#define UPSTREAMS_MAX (UG_GROUP_SERVERS_MAX + 1)
+/* A daemon's long-poll is sliced so SIGTERM is honoured within this. */
+#define WAIT_SLICE_S 5
+/* Longest wait for a busy upstream before trying the next one up. */
+#define BUSY_WAIT_MAX 30u
+
+struct local {
+	uint64_t version;        /* 0: none */
+	bool valid;              /* its manifest verifies */
+	char *json;
+	size_t json_len;
+	struct ug_manifest *m;
+};
+
+static void local_release(struct local *l)
+{
+	free(l->json);
+	ug_manifest_free(l->m);
+	memset(l, 0, sizeof(*l));
+}
+
+static bool stopping(const struct ug_follow *f)
+{
+	return f->stop && *f->stop;
+}
+
+static int load_local(struct ug_follow *f, const char *channel, struct local *l)
+{
+	struct ug_error e = { "" };
+	char *sig = NULL;
+	size_t sig_len;
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	r = ug_store_ref_read(f->s, channel, &l->version);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = ug_store_manifest_get(f->s, channel, l->version, &l->json, &l->json_len, &sig, &sig_len);
+	if (r == 0)
+		r = ug_sign_verify(&f->master_key, UG_SIGN_CONTEXT_MANIFEST, l->json, l->json_len,
+				   sig, sig_len, &e);
+	if (r == 0)
+		r = ug_manifest_parse(l->json, l->json_len, &l->m, &e);
+	free(sig);
+	if (r < 0) {
+		ug_wlog(UG_WLOG_WARN, "manifest %" PRIu64 " of '%s' held here is unusable (%s): "
+			"fetching it again", l->version, channel, e.msg[0] ? e.msg : strerror(-r));
+		free(l->json);
+		l->json = NULL;
+		return 0;
+	}
+	l->valid = true;
+	return 0;
+}
+
+/* The servers before us in our chain, nearest first, then the master. */
+static size_t upstreams(struct ug_follow *f, const struct ug_manifest *m,
+			const struct ug_server **out)
+{
+	const struct ug_sconf *conf = f->conf;
+	size_t n = 0, g, pos;
+
+	if (m && m->chains && conf->name) {
+		if (ug_cluster_find(m->chains, conf->name, &g, &pos) == 0) {
+			for (size_t i = pos; i-- > 0;)
+				out[n++] = &m->chains->groups[g].servers[i];
+		} else {
+			ug_wlog(UG_WLOG_WARN, "the chain list of version %" PRIu64 " does not name "
+				"this server '%s': following the master", m->version, conf->name);
+		}
+	}
+	out[n++] = &conf->master;
+	return n;
+}
+
+static int tmp_anon(struct ug_store *s)
+{
+	int fd = openat(s->dirfd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+static void partial_name(char prefix, const struct ug_hash *h, char *out, size_t n)
+{
+	char hex[UG_HASH_HEX_LEN + 1];
+
+	ug_hash_hex(h, hex);
+	snprintf(out, n, "%c-%s", prefix, hex);
+}
+
+/* Download an object (stored form) or a delta into the store, resuming a
+ * partial download left by an earlier run. */
+static int fetch_blob(struct ug_follow *f, struct ug_client *c, enum ug_store_kind kind,
+		      const struct ug_hash *id, uint64_t max, struct ug_error *err)
+{
+	struct ug_blob_ref b = { .kind = kind == UG_STORE_OBJECTS ? UG_BLOB_OBJECT : UG_BLOB_DELTA,
+				 .id = *id };
+	char name[80];
+	uint64_t have;
+	int fd, r;
+
+	partial_name(kind == UG_STORE_OBJECTS ? 'o' : 'd', id, name, sizeof(name));
+	r = ug_store_partial_open(f->s, name, &fd, &have);
+	if (r < 0)
+		return ug_error_set(err, r, "cannot open a download file in '%s/tmp': %s",
+				    f->s->path, strerror(-r));
+	if (have > max) {
+		if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+		have = 0;
+	}
+	if (have)
+		ug_wlog(UG_WLOG_DEBUG, "resuming %s at byte %" PRIu64, name, have);
+	r = ug_client_get(c, &b, have, max, fd, NULL, err);
+	if (r == -EINVAL && have) {
+		/* the partial file is longer than the blob: start over */
+		if (ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0)
+			r = ug_client_get(c, &b, 0, max, fd, NULL, err);
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	r = ug_store_partial_commit(f->s, name, fd, kind, id, err);
+	if (r < 0) {
+		char hex[UG_HASH_HEX_LEN + 1];
+		char msg[sizeof(err->msg)];
+		ug_hash_hex(id, hex);
+		snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
+		return ug_error_set(err, r, "%s %.16s from %s: %s", kind == UG_STORE_OBJECTS ?
+				    "object" : "delta", hex, c->peer, msg[0] ? msg : strerror(-r));
+	}
+	return 0;
+}
+
+/* Largest stored form of content of this size (zstd's bound + header). */
+static uint64_t stored_max(uint64_t size)
+{
+	return size + size / 64 + (64u << 10) + UG_OBJ_HEADER_LEN;
+}
+
+/* Put out_fd's content (written from 0) as an object and check its name. */
+static int put_rebuilt(struct ug_follow *f, int out_fd, const struct ug_hash *want,
+		       struct ug_error *err)
+{
+	struct ug_hash got;
+	int r;
+
+	if (lseek(out_fd, 0, SEEK_SET) < 0)
+		return -errno;
+	r = ug_store_object_put_fd(f->s, out_fd, &got, NULL, NULL);
+	if (r < 0)
+		return ug_error_set(err, r, "cannot store a rebuilt object: %s", strerror(-r));
+	if (!ug_hash_eq(&got, want)) {
+		/* a stray object of other content is harmless; do not keep it */
+		ug_store_object_remove(f->s, &got);
+		return ug_error_set(err, -EBADMSG, "a delta rebuilt content that does not match "
+				    "the manifest's hash");
+	}
+	return 0;
+}
+
+static int apply_file_delta(struct ug_follow *f, const struct ug_mfile *mf,
+			    const struct ug_mdelta *d, struct ug_error *err)
+{
+	int bfd = -1, dfd = -1, ofd = -1, r;
+
+	r = ug_store_object_tmp(f->s, &d->from, &bfd);
+	if (r == 0)
+		r = ug_store_delta_open(f->s, &d->id, &dfd);
+	if (r == 0) {
+		ofd = tmp_anon(f->s);
+		r = ofd < 0 ? ofd : 0;
+	}
+	if (r == 0) {
+		if (d->codec == UG_CODEC_ZSTD_PREFIX)
+			r = ug_delta_zstd_apply(bfd, dfd, ofd, mf->size, d->memory);
+		else
+			r = ug_delta_rsync_apply(bfd, dfd, ofd, mf->size);
+		if (r < 0)
+			ug_error_set(err, r, "delta for '%s' does not apply: %s", mf->path, strerror(-r));
+	}
+	if (r == 0)
+		r = put_rebuilt(f, ofd, &mf->hash, err);
+	if (bfd >= 0)
+		close(bfd);
+	if (dfd >= 0)
+		close(dfd);
+	if (ofd >= 0)
+		close(ofd);
+	return r;
+}
+
+/* Rebuild a bundle's missing targets from its bases. */
+static int apply_bundle(struct ug_follow *f, const struct ug_mbundle *b, unsigned *rebuilt,
+			struct ug_error *err)
+{
+	int bfd = -1, dfd = -1, one = -1, r = 0;
+	int *ofds = NULL;
+	uint64_t off = 0;
+
+	bfd = tmp_anon(f->s);
+	if (bfd < 0)
+		return bfd;
+	for (size_t i = 0; r == 0 && i < b->nbases; i++)
+		r = ug_store_object_extract(f->s, &b->bases[i], bfd);
+	if (r == 0)
+		r = ug_store_delta_open(f->s, &b->id, &dfd);
+	if (r == 0) {
+		one = tmp_anon(f->s);
+		r = one < 0 ? one : 0;
+	}
+	if (r == 0) {
+		ofds = calloc(b->ntargets, sizeof(*ofds));
+		r = ofds ? 0 : -ENOMEM;
+	}
+	if (r == 0) {
+		for (size_t i = 0; i < b->ntargets; i++)
+			ofds[i] = one;
+		r = ug_delta_bundle_apply(&bfd, 1, dfd, ofds, b->target_sizes, b->ntargets,
+					  b->memory);
+		if (r < 0)
+			ug_error_set(err, r, "bundle from version %" PRIu64 " does not apply: %s",
+				     b->from, strerror(-r));
+	}
+	for (size_t i = 0; r == 0 && i < b->ntargets; off += b->target_sizes[i], i++) {
+		int tfd;
+		loff_t in = (loff_t)off;
+		uint64_t left = b->target_sizes[i];
+
+		if (ug_store_object_exists(f->s, &b->targets[i]))
+			continue;
+		tfd = tmp_anon(f->s);
+		if (tfd < 0) {
+			r = tfd;
+			break;
+		}
+		while (left > 0) {
+			ssize_t n = copy_file_range(one, &in, tfd, NULL, left, 0);
+			if (n <= 0) {
+				r = n < 0 ? -errno : -EIO;
+				break;
+			}
+			left -= (uint64_t)n;
+		}
+		if (r == 0)
+			r = put_rebuilt(f, tfd, &b->targets[i], err);
+		close(tfd);
+		if (r == 0)
+			(*rebuilt)++;
+	}
+	free(ofds);
+	close(bfd);
+	if (dfd >= 0)
+		close(dfd);
+	if (one >= 0)
+		close(one);
+	return r;
+}
+
+static bool bases_held(struct ug_follow *f, const struct ug_mbundle *b)
+{
+	for (size_t i = 0; i < b->nbases; i++)
+		if (!ug_store_object_exists(f->s, &b->bases[i]))
+			return false;
+	return true;
+}
+
+static bool targets_missing(struct ug_follow *f, const struct ug_mbundle *b)
+{
+	for (size_t i = 0; i < b->ntargets; i++)
+		if (!ug_store_object_exists(f->s, &b->targets[i]))
+			return true;
+	return false;
+}
+
+/* Every delta and bundle the manifest names, so this server can serve
+ * them downstream. */
+static int fetch_deltas(struct ug_follow *f, struct ug_client *c, const struct ug_manifest *m,
+			bool scrub, struct ug_error *err)
+{
+	int r;
+
+	for (size_t i = 0; i < m->nbundles && !stopping(f); i++) {
+		const struct ug_mbundle *b = &m->bundles[i];
+		if (scrub && ug_store_delta_exists(f->s, &b->id) &&
+		    ug_store_delta_verify(f->s, &b->id, NULL) < 0) {
+			ug_wlog(UG_WLOG_WARN, "bundle from version %" PRIu64 " is damaged: fetching it again",
+				b->from);
+			ug_store_delta_remove(f->s, &b->id);
+			f->repaired++;
+		}
+		if (ug_store_delta_exists(f->s, &b->id))
+			continue;
+		r = fetch_blob(f, c, UG_STORE_DELTAS, &b->id, b->size, err);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < m->nfiles && !stopping(f); i++) {
+		for (size_t j = 0; j < m->files[i].ndeltas; j++) {
+			const struct ug_mdelta *d = &m->files[i].deltas[j];
+			if (scrub && ug_store_delta_exists(f->s, &d->id) &&
+			    ug_store_delta_verify(f->s, &d->id, NULL) < 0) {
+				ug_wlog(UG_WLOG_WARN, "delta for '%s' is damaged: fetching it again",
+					m->files[i].path);
+				ug_store_delta_remove(f->s, &d->id);
+				f->repaired++;
+			}
+			if (ug_store_delta_exists(f->s, &d->id))
+				continue;
+			r = fetch_blob(f, c, UG_STORE_DELTAS, &d->id, d->size, err);
+			if (r < 0)
+				return r;
+		}
+	}
+	return stopping(f) ? -EINTR : 0;
+}
+
+/* Re-fetch a damaged object: a signature of what can still be decoded
+ * goes up, a delta comes back, so a flipped bit in a big file costs a
+ * little, not the whole file. */
+static int repair_object(struct ug_follow *f, struct ug_client *c, const struct ug_mfile *mf,
+			 struct ug_error *err)
+{
+	int sfd = -1, sigfd = -1, dfd = -1, ofd = -1, r;
+	uint64_t salvaged, sig_len = 0, before = c->conn->bytes_in;
+	char name[80];
+
+	sfd = tmp_anon(f->s);
+	if (sfd < 0)
+		return sfd;
+	(void)ug_store_object_extract(f->s, &mf->hash, sfd);   /* what decodes */
+	salvaged = (uint64_t)lseek(sfd, 0, SEEK_CUR);
+	ug_store_object_remove(f->s, &mf->hash);
+	f->repaired++;
+	if (salvaged < REPAIR_SIGDELTA_MIN) {
+		close(sfd);
+		r = fetch_blob(f, c, UG_STORE_OBJECTS, &mf->hash, stored_max(mf->size), err);
+		goto done;
+	}
+	sigfd = tmp_anon(f->s);
+	r = sigfd < 0 ? sigfd : ug_delta_rsync_signature(sfd, sigfd, &sig_len);
+	if (r == 0 && lseek(sigfd, 0, SEEK_SET) < 0)
+		r = -errno;
+	partial_name('r', &mf->hash, name, sizeof(name));
+	ug_store_partial_remove(f->s, name);
+	if (r == 0) {
+		dfd = tmp_anon(f->s);
+		r = dfd < 0 ? dfd : 0;
+	}
+	if (r == 0)
+		r = ug_client_sigdelta(c, &mf->hash, UG_SIG_CONTENT, sigfd, sig_len, 0,
+				       stored_max(mf->size), dfd, NULL, err);
+	if (r == 0 && lseek(dfd, 0, SEEK_SET) < 0)
+		r = -errno;
+	if (r == 0) {
+		ofd = tmp_anon(f->s);
+		r = ofd < 0 ? ofd : ug_delta_rsync_apply(sfd, dfd, ofd, mf->size);
+	}
+	if (r == 0)
+		r = put_rebuilt(f, ofd, &mf->hash, err);
+	close(sfd);
+	if (sigfd >= 0)
+		close(sigfd);
+	if (dfd >= 0)
+		close(dfd);
+	if (ofd >= 0)
+		close(ofd);
+	if (r < 0 && !c->broken) {
+		ug_wlog(UG_WLOG_WARN, "repair of '%s' by signature delta failed (%s): fetching it whole",
+			mf->path, err && err->msg[0] ? err->msg : strerror(-r));
+		r = fetch_blob(f, c, UG_STORE_OBJECTS, &mf->hash, stored_max(mf->size), err);
+	}
+done:
+	if (r == 0)
+		ug_wlog(UG_WLOG_INFO, "repaired object of '%s' from %s: %" PRIu64 " bytes for %" PRIu64
+			" bytes of content", mf->path, c->peer, c->conn->bytes_in - before, mf->size);
+	return r;
+}
+
+/* Make every object of m present (and, with scrub, sound): rebuild from
+ * bundles and deltas whose bases are held, fetch the rest. */
+static int fetch_objects(struct ug_follow *f, struct ug_client *c, const struct ug_manifest *m,
+			 bool scrub, unsigned *ret_rebuilt, unsigned *ret_fetched,
+			 struct ug_error *err)
+{
+	unsigned rebuilt = 0, fetched = 0;
+	int r;
+
+	if (scrub) {
+		for (size_t i = 0; i < m->nfiles && !stopping(f); i++) {
+			const struct ug_mfile *mf = &m->files[i];
+			struct ug_error e = { "" };
+			if (!ug_store_object_exists(f->s, &mf->hash) ||
+			    ug_store_object_verify(f->s, &mf->hash, &e) == 0)
+				continue;
+			ug_wlog(UG_WLOG_WARN, "object of '%s' is damaged (%s): repairing", mf->path, e.msg);
+			r = repair_object(f, c, mf, err);
+			if (r < 0)
+				return r;
+		}
+	}
+	for (size_t i = 0; i < m->nbundles && !stopping(f); i++) {
+		const struct ug_mbundle *b = &m->bundles[i];
+		if (!targets_missing(f, b) || !bases_held(f, b) || b->memory > UG_DELTA_WINDOW_MAX * 2)
+			continue;
+		r = apply_bundle(f, b, &rebuilt, err);
+		if (r < 0)
+			ug_wlog(UG_WLOG_WARN, "%s: using per-file deltas instead", err->msg);
+	}
+	for (size_t i = 0; i < m->nfiles && !stopping(f); i++) {
+		const struct ug_mfile *mf = &m->files[i];
+		bool done = false;
+
+		if (ug_store_object_exists(f->s, &mf->hash))
+			continue;
+		for (size_t j = 0; j < mf->ndeltas && !done; j++) {
+			const struct ug_mdelta *d = &mf->deltas[j];
+			if (!ug_store_object_exists(f->s, &d->from) || d->memory > UG_DELTA_WINDOW_MAX * 2)
+				continue;
+			r = apply_file_delta(f, mf, d, err);
+			if (r == 0) {
+				done = true;
+				rebuilt++;
+			} else {
+				ug_wlog(UG_WLOG_WARN, "%s", err->msg);
+			}
+		}
+		if (done)
+			continue;
+		r = fetch_blob(f, c, UG_STORE_OBJECTS, &mf->hash, stored_max(mf->size), err);
+		if (r < 0)
+			return r;
+		fetched++;
+	}
+	if (stopping(f))
+		return -EINTR;
+	*ret_rebuilt = rebuilt;
+	*ret_fetched = fetched;
+	return 0;
+}
+
+/* Fetch N's signature and manifest (as a delta from ours when possible),
+ * check them. */
+static int fetch_manifest(struct ug_follow *f, struct ug_client *c, const char *channel,
+			  uint64_t version, const struct local *l, char **ret_json,
+			  size_t *ret_len, char **ret_sig, size_t *ret_sig_len,
+			  struct ug_manifest **ret_m, struct ug_error *err)
+{
+	struct ug_blob_ref b = { .kind = UG_BLOB_SIG, .channel = channel, .version = version };
+	struct ug_error e = { "" };
+	char *sig = NULL, *json = NULL;
+	size_t sig_len, json_len = 0;
+	struct ug_manifest *m = NULL;
+	int r;
+
+	r = ug_client_get_buf(c, &b, UG_SIG_FILE_MAX, &sig, &sig_len, err);
+	if (r < 0)
+		return r;
+	if (l->valid && l->version < version) {
+		char *md;
+		size_t md_len;
+		b.kind = UG_BLOB_MDELTA;
+		b.from = l->version;
+		r = ug_client_get_buf(c, &b, UG_MANIFEST_MAX, &md, &md_len, &e);
+		if (r == 0) {
+			uint8_t *out;
+			r = ug_zstd_decompress_buf(md, md_len, l->json, l->json_len, UG_MANIFEST_MAX,
+						   &out, &json_len);
+			free(md);
+			if (r == 0)
+				json = (char *)out;
+			else
+				ug_wlog(UG_WLOG_WARN, "manifest delta %" PRIu64 " from %" PRIu64
+					" of %s does not apply: fetching the whole manifest",
+					version, l->version, c->peer);
+		} else if (c->broken) {
+			free(sig);
+			return ug_error_set(err, r, "%s", e.msg);
+		}
+	}
+	if (!json) {
+		b.kind = UG_BLOB_MANIFEST;
+		r = ug_client_get_buf(c, &b, UG_MANIFEST_MAX, &json, &json_len, err);
+		if (r < 0) {
+			free(sig);
+			return r;
+		}
+	}
+	r = ug_sign_verify(&f->master_key, UG_SIGN_CONTEXT_MANIFEST, json, json_len, sig, sig_len, &e);
+	if (r < 0) {
+		r = ug_error_set(err, r == -EBADMSG ? -EKEYREJECTED : r,
+				 "refusing manifest %" PRIu64 " of '%s' from %s: %s (tampered with, "
+				 "or not signed by the master key)", version, channel, c->peer, e.msg);
+		goto fail;
+	}
+	r = ug_manifest_parse(json, json_len, &m, &e);
+	if (r < 0) {
+		r = ug_error_set(err, r, "refusing manifest %" PRIu64 " of '%s' from %s: %s", version,
+				 channel, c->peer, e.msg);
+		goto fail;
+	}
+	if (m->version != version || strcmp(m->channel, channel) != 0) {
+		r = ug_error_set(err, -EKEYREJECTED, "refusing manifest from %s: it is version %" PRIu64
+				 " of '%s', asked for %" PRIu64 " of '%s'", c->peer, m->version,
+				 m->channel, version, channel);
+		goto fail;
+	}
+	*ret_json = json;
+	*ret_len = json_len;
+	*ret_sig = sig;
+	*ret_sig_len = sig_len;
+	*ret_m = m;
+	return 0;
+fail:
+	ug_manifest_free(m);
+	free(json);
+	free(sig);
+	return r;
+}
+
+/* Manifest deltas to this version from the ones terminals may hold. */
+static void fetch_mdeltas(struct ug_follow *f, struct ug_client *c, const char *channel,
+			  uint64_t version)
+{
+	struct ug_error e = { "" };
+	uint64_t *v = NULL;
+	size_t n = 0;
+	unsigned k = f->s->cfg.keep_deltas;
+
+	if (ug_client_versions(c, channel, &v, &n, &e) < 0)
+		return;
+	for (size_t i = n; i-- > 0 && k > 0;) {
+		struct ug_blob_ref b = { .kind = UG_BLOB_MDELTA, .channel = channel,
+					 .version = version, .from = v[i] };
+		char *md;
+		size_t md_len;
+
+		if (v[i] >= version)
+			continue;
+		k--;
+		if (ug_client_get_buf(c, &b, UG_MANIFEST_MAX, &md, &md_len, &e) < 0) {
+			if (c->broken)
+				break;
+			continue;
+		}
+		ug_store_mdelta_put(f->s, channel, v[i], version, md, md_len);
+		free(md);
+	}
+	free(v);
+}
+
+static int replicate(struct ug_follow *f, struct ug_client *c, const char *channel,
+		     uint64_t version, const struct local *l, struct ug_error *err)
+{
+	char *json = NULL, *sig = NULL;
+	size_t json_len = 0, sig_len = 0;
+	struct ug_manifest *m = NULL;
+	unsigned rebuilt = 0, fetched = 0;
+	uint64_t before = c->conn->bytes_in;
+	int r;
+
+	r = fetch_manifest(f, c, channel, version, l, &json, &json_len, &sig, &sig_len, &m, err);
+	if (r < 0)
+		return r;
+	r = fetch_deltas(f, c, m, false, err);
+	if (r == 0)
+		r = fetch_objects(f, c, m, false, &rebuilt, &fetched, err);
+	if (r == 0)
+		fetch_mdeltas(f, c, channel, version);
+	if (r == 0)
+		r = ug_store_manifest_put(f->s, channel, version, json, json_len, sig, sig_len);
+	/* the ref moves last: only now is the version served downstream */
+	if (r == 0)
+		r = ug_store_ref_write(f->s, channel, version);
+	if (r == 0) {
+		f->updated++;
+		ug_wlog(UG_WLOG_INFO, "'%s' is now at version %" PRIu64 " (from %s: %" PRIu64
+			" bytes; %u objects rebuilt from deltas, %u fetched whole)", channel, version,
+			c->peer, c->conn->bytes_in - before, rebuilt, fetched);
+	} else if (r == -EINTR) {
+		ug_error_set(err, r, "interrupted while fetching version %" PRIu64 " of '%s'",
+			     version, channel);
+	} else if (err && !err->msg[0]) {
+		ug_error_set(err, r, "cannot store version %" PRIu64 " of '%s': %s", version, channel,
+			     strerror(-r));
+	}
+	ug_manifest_free(m);
+	free(json);
+	free(sig);
+	return r;
+}
+
+/* Check the held version is whole (and sound, with scrub); repair. */
+static int check_held(struct ug_follow *f, struct ug_client *c, const struct local *l,
+		      bool scrub, struct ug_error *err)
+{
+	unsigned rebuilt = 0, fetched = 0, repaired = f->repaired;
+	int r;
+
+	r = fetch_deltas(f, c, l->m, scrub, err);
+	if (r == 0)
+		r = fetch_objects(f, c, l->m, scrub, &rebuilt, &fetched, err);
+	if (r == 0 && (rebuilt || fetched))
+		ug_wlog(UG_WLOG_WARN, "version %" PRIu64 " of '%s' was missing %u objects: %u rebuilt, "
+			"%u fetched from %s", l->version, l->m->channel, rebuilt + fetched, rebuilt,
+			fetched, c->peer);
+	f->repaired += rebuilt + fetched;
+	if (r == 0 && scrub && f->repaired == repaired)
+		ug_wlog(UG_WLOG_DEBUG, "scrub of version %" PRIu64 " found nothing wrong", l->version);
+	return r;
+}
+
+/* The master's newest manifest of channel (verified), for its chain list;
+ * NULL when the master cannot be asked (then the master is followed). */
+static struct ug_manifest *bootstrap(struct ug_follow *f, const char *channel,
+				     const struct local *l)
+{
+	struct ug_client *c = NULL;
+	struct ug_error e = { "" };
+	struct ug_manifest *m = NULL;
+	char *json = NULL, *sig = NULL;
+	size_t json_len, sig_len;
+	uint64_t v = 0;
+
+	if (!f->conf->name || ug_client_open(&f->conf->master, &f->copts, &c, NULL, &e) < 0)
+		return NULL;
+	if (ug_client_ref(c, channel, &v, &e) == 0 && v > 0 &&
+	    fetch_manifest(f, c, channel, v, l, &json, &json_len, &sig, &sig_len, &m, &e) == 0)
+		ug_wlog(UG_WLOG_DEBUG, "chain list from the master's version %" PRIu64, v);
+	else if (e.msg[0])
+		ug_wlog(UG_WLOG_WARN, "cannot learn the chain list from the master: %s", e.msg);
+	f->bytes_in += c->conn->bytes_in;
+	ug_client_free(c);
+	free(json);
+	free(sig);
+	return m;
+}
+
+static int sync_channel(struct ug_follow *f, const char *channel, int wait_s, bool scrub,
+			struct ug_error *err)
+{
+	const struct ug_server *ups[UPSTREAMS_MAX];
+	struct ug_manifest *boot = NULL;
+	struct local l;
+	size_t n;
+	int r, last = -EHOSTUNREACH;
+
+	r = load_local(f, channel, &l);
+	if (r < 0)
+		return ug_error_set(err, r, "cannot read version of '%s': %s", channel, strerror(-r));
+	if (!l.valid) {
+		/* a fresh server learns its place in the chain from the master's
+		 * newest manifest, so that even its first copy comes from its
+		 * predecessor and the master sends one copy per group */
+		boot = bootstrap(f, channel, &l);
+	}
+	n = upstreams(f, l.valid ? l.m : boot, ups);
+	for (size_t i = 0; i < n && !stopping(f); i++) {
+		struct ug_client *c = NULL;
+		struct ug_error e = { "" };
+		uint64_t theirs = 0;
+		uint32_t retry = 0;
+		char addr[300] = "-";
+
+		if (ups[i]->host)
+			ug_server_format_address(ups[i], addr, sizeof(addr));
+		r = ug_client_open(ups[i], &f->copts, &c, &retry, &e);
+		if (r == -EBUSY && retry > 0) {
+			/* busy is not down: wait as told, once, before loading the
+			 * servers further up with our traffic */
+			unsigned s = retry > BUSY_WAIT_MAX ? BUSY_WAIT_MAX : retry;
+			ug_wlog(UG_WLOG_INFO, "%s; waiting %u s", e.msg, s);
+			for (unsigned t = 0; t < s * 10 && !stopping(f); t++)
+				usleep(100 * 1000);
+			e.msg[0] = '\0';
+			r = ug_client_open(ups[i], &f->copts, &c, &retry, &e);
+		}
+		if (r < 0) {
+			ug_wlog(UG_WLOG_WARN, "cannot use upstream '%s' (%s): %s%s", ups[i]->name, addr, e.msg,
+				i + 1 < n ? "; trying the next one up" : "");
+			last = ug_error_set(err, r, "%s", e.msg);
+			continue;
+		}
+		r = ug_client_ref(c, channel, &theirs, &e);
+		if (r == 0 && wait_s > 0 && l.valid && theirs <= l.version) {
+			/* long-poll in slices so that SIGTERM is seen promptly */
+			for (int waited = 0; r == 0 && waited < wait_s && theirs <= l.version &&
+			     !stopping(f); waited += WAIT_SLICE_S)
+				r = ug_client_wait(c, channel, l.version,
+						   wait_s - waited < WAIT_SLICE_S ? (unsigned)(wait_s - waited)
+									 : WAIT_SLICE_S, &theirs, &e);
+		}
+		if (r == 0) {
+			if (theirs > l.version || (!l.valid && theirs == l.version && theirs > 0)) {
+				r = replicate(f, c, channel, theirs, &l, &e);
+				/* a scrub still checks what was held before */
+				if (r == 0 && scrub) {
+					local_release(&l);
+					r = load_local(f, channel, &l);
+				}
+			} else if (theirs < l.version) {
+				ug_wlog(UG_WLOG_DEBUG, "'%s' is at %" PRIu64 " on %s, behind our %" PRIu64,
+					channel, theirs, c->peer, l.version);
+			}
+		}
+		if (r == 0 && l.valid && (theirs <= l.version || scrub))
+			r = check_held(f, c, &l, scrub, &e);
+		f->bytes_in += c->conn->bytes_in;
+		ug_client_free(c);
+		if (r == 0) {
+			local_release(&l);
+			ug_manifest_free(boot);
+			return 0;
+		}
+		if (r == -EKEYREJECTED)
+			f->refused++;
+		ug_wlog(r == -EKEYREJECTED ? UG_WLOG_ERR : UG_WLOG_WARN, "%s%s", e.msg,
+			i + 1 < n ? "; trying the next one up" : "");
+		last = ug_error_set(err, r, "%s", e.msg);
+	}
+	local_release(&l);
+	ug_manifest_free(boot);
+	if (stopping(f))
+		return ug_error_set(err, -EINTR, "stopped");
+	return last;
+}
+
+int ug_follow_round(struct ug_follow *f, int wait_s, bool scrub, struct ug_error *err)
+{
+	static const char *const dflt[] = { "stable" };
+	const char *const *ch = f->conf->nchannels ? (const char *const *)f->conf->channels : dflt;
+	unsigned nch = f->conf->nchannels ? f->conf->nchannels : 1;
+	int rc = 0;
+
+	f->bytes_in = 0;
+	f->updated = f->refused = f->repaired = 0;
+	/* a long-poll is for one channel: with several, poll them in turn */
+	if (nch > 1)
+		wait_s = 0;
+	for (unsigned i = 0; i < nch && !stopping(f); i++) {
+		struct ug_error e = { "" };
+		int r = sync_channel(f, ch[i], wait_s, scrub, &e);
+		if (r < 0 && rc == 0)
+			rc = ug_error_set(err, r, "'%s': %s", ch[i], e.msg);
+	}
+	return rc;
+}

@@ -6,7 +6,11 @@
 # ".SS COMMAND" subsection of COMMANDS. Likewise upgrid-watch(8): every
 # option of 'upgrid-watch --help' as a .TP item under OPTIONS and in the
 # SYNOPSIS (and nothing else), the sections a daemon's page needs, and
-# every exit status.
+# every exit status. upgrid-syncd(8) the same, and every setting of its
+# settings file (syncd/sconf.c) as a .TP item under CONFIGURATION (and
+# nothing else); the contrib files for it (sample settings, cron lines,
+# systemd unit, authorized_keys forced commands) use only options and
+# settings that upgrid-syncd accepts.
 #
 # Run by 'make check' with UG_SRCDIR and UG_BUILDDIR set. groff missing is
 # a skip (77), or a failure when UG_TEST_NO_SKIP is set (CI).
@@ -20,6 +24,9 @@ page=$man_dir/upgrid.1
 upgrid=$UG_BUILDDIR/upgrid
 watch=$UG_BUILDDIR/upgrid-watch
 wpage=$man_dir/upgrid-watch.8
+syncd=$UG_BUILDDIR/upgrid-syncd
+spage=$man_dir/upgrid-syncd.8
+contrib=$UG_SRCDIR/contrib
 fail=0
 
 problem() {
@@ -35,7 +42,7 @@ if ! command -v groff >/dev/null 2>&1; then
 	echo "t003-docs: SKIP: groff is not installed"
 	exit 77
 fi
-for prog in "$upgrid" "$watch"; do
+for prog in "$upgrid" "$watch" "$syncd"; do
 	if [ ! -x "$prog" ]; then
 		echo "t003-docs: '$prog' is missing; build it first (make $(basename "$prog"))"
 		exit 1
@@ -231,6 +238,111 @@ else
 		grep -qxF -- "$code" "$tmp/codes.wdoc" ||
 			problem "exit status $code (src/util.h) is not documented under EXIT STATUS in upgrid-watch.8"
 	done <"$tmp/codes"
+fi
+
+# ---------------------------------------------------------------- 6. upgrid-syncd
+if [ ! -f "$spage" ]; then
+	problem "'$spage' is missing"
+else
+	load_page "$spage"
+	rc=0
+	"$syncd" --help >"$tmp/help.syncd" 2>&1 || rc=$?
+	[ "$rc" -eq 0 ] || problem "'upgrid-syncd --help' exited with status $rc"
+	section_of "OPTIONS" >"$tmp/sec.syncd"
+	if [ ! -s "$tmp/sec.syncd" ]; then
+		problem "upgrid-syncd.8 has no '.SH OPTIONS' section"
+	else
+		check_options "upgrid-syncd" "$tmp/help.syncd" "$tmp/sec.syncd"
+	fi
+	section_of "SYNOPSIS" >"$tmp/sec.ssyn"
+	sed -n 's/^ \{1,\}\(-[^ ].*\)$/\1/p' "$tmp/help.syncd" | sed 's/  .*//' >"$tmp/sspecs"
+	while IFS= read -r spec; do
+		found=0
+		for opt in $(echo "$spec" | grep -oE -- '--?[A-Za-z0-9][A-Za-z0-9-]*'); do
+			has_word "$tmp/sec.ssyn" "$opt" && found=1
+		done
+		[ "$found" -eq 1 ] ||
+			problem "upgrid-syncd: option '$spec' is in --help but not in the SYNOPSIS of upgrid-syncd.8"
+	done <"$tmp/sspecs"
+	for sh in SYNOPSIS OPTIONS CONFIGURATION FILES ENVIRONMENT "EXIT STATUS" SIGNALS SECURITY EXAMPLES; do
+		grep -qE "^\.SH \"?$sh\"?\$" "$spage" || problem "upgrid-syncd.8: no '.SH $sh' section"
+	done
+	section_of "EXIT STATUS" >"$tmp/sec.sexit"
+	tags_of <"$tmp/sec.sexit" | sed -n 's/^\.B *\([0-9][0-9]*\)$/\1/p' >"$tmp/codes.sdoc"
+	while IFS= read -r code; do
+		grep -qxF -- "$code" "$tmp/codes.sdoc" ||
+			problem "exit status $code (src/util.h) is not documented under EXIT STATUS in upgrid-syncd.8"
+	done <"$tmp/codes"
+
+	# every setting the parser knows is a .TP item under CONFIGURATION, and
+	# every such item is a setting
+	grep -oE 'strcmp\(name, "[a-z-]+"\)' "$UG_SRCDIR/syncd/sconf.c" |
+		sed 's/.*"\(.*\)".*/\1/' | sort -u >"$tmp/settings"
+	[ -s "$tmp/settings" ] || problem "no settings found in syncd/sconf.c (could not parse it)"
+	section_of "CONFIGURATION" >"$tmp/sec.sconf"
+	tags_of <"$tmp/sec.sconf" | sed -n 's/^\.B  *\([a-z][a-z-]*\)$/\1/p' | sort -u >"$tmp/settings.doc"
+	while IFS= read -r key; do
+		grep -qxF -- "$key" "$tmp/settings.doc" ||
+			problem "setting '$key' (syncd/sconf.c) is not a .TP item under CONFIGURATION in upgrid-syncd.8"
+		grep -qE "^#?$key = " "$contrib/sample/syncd.conf" ||
+			problem "setting '$key' (syncd/sconf.c) is missing from contrib/sample/syncd.conf"
+	done <"$tmp/settings"
+	while IFS= read -r key; do
+		grep -qxF -- "$key" "$tmp/settings" ||
+			problem "upgrid-syncd.8 documents setting '$key', which syncd/sconf.c does not know"
+	done <"$tmp/settings.doc"
+fi
+
+# ---------------------------------------------------------------- 7. syncd contrib files
+# The sample settings load (with a real key in place of the master's);
+# every upgrid-syncd command line of the cron file and the systemd unit is
+# accepted with those settings; every forced command of the
+# authorized_keys sample serves a session.
+if [ -f "$contrib/sample/syncd.conf" ] && "$upgrid" keygen -f "$tmp/master.key" >/dev/null 2>&1; then
+	sed -e "s#^master-key = .*#master-key = $tmp/master.key.pub#" \
+		"$contrib/sample/syncd.conf" >"$tmp/syncd.conf"
+	rc=0
+	"$syncd" -f "$tmp/syncd.conf" --test-config >"$tmp/syncd.test" 2>&1 || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		problem "contrib/sample/syncd.conf: 'upgrid-syncd --test-config' exited with status $rc:"
+		sed 's/^/    /' "$tmp/syncd.test"
+	fi
+	# the commented-out settings are valid too
+	sed -e 's/^#\([a-z][a-z-]* = \)/\1/' "$tmp/syncd.conf" >"$tmp/syncd.all.conf"
+	rc=0
+	"$syncd" -f "$tmp/syncd.all.conf" --test-config >"$tmp/syncd.test" 2>&1 || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		problem "contrib/sample/syncd.conf with every setting uncommented: status $rc:"
+		sed 's/^/    /' "$tmp/syncd.test"
+	fi
+	{
+		grep -vE '^[[:space:]]*(#|$|[A-Z]+=)' "$contrib/upgrid-syncd.cron" || true
+		grep -E '^Exec[A-Za-z]*=' "$contrib/upgrid-syncd.service" || true
+	} | grep -oE 'upgrid-syncd( +[^ ;|&]+)*' | sed 's/^upgrid-syncd//' >"$tmp/syncd.lines"
+	[ -s "$tmp/syncd.lines" ] || problem "no upgrid-syncd command lines found in contrib/upgrid-syncd.{cron,service}"
+	while IFS= read -r args; do
+		# shellcheck disable=SC2086 # word splitting is the point
+		set -- $(echo "$args" | sed "s#/etc/upgrid/syncd.conf#$tmp/syncd.conf#g")
+		rc=0
+		"$syncd" "$@" --test-config >/dev/null 2>"$tmp/syncd.err" || rc=$?
+		[ "$rc" -eq 0 ] ||
+			problem "contrib: 'upgrid-syncd$args' is refused (status $rc): $(tr "\n" " " <"$tmp/syncd.err")"
+	done <"$tmp/syncd.lines"
+	# forced commands: a session that ends at once (no HELLO) is a normal end
+	"$upgrid" -R "$tmp/repo" init >/dev/null 2>&1 || problem "cannot create a repo in '$tmp/repo'"
+	grep -oE 'command="[^"]*upgrid-syncd [^"]*"' "$contrib/authorized_keys.sample" |
+		grep -vF '...' | sed -e 's/^command="[^"]*upgrid-syncd //' -e 's/"$//' >"$tmp/forced"
+	[ -s "$tmp/forced" ] || problem "no forced commands found in contrib/authorized_keys.sample"
+	while IFS= read -r args; do
+		# shellcheck disable=SC2086
+		set -- $(echo "$args" | sed "s#/srv/upgrid#$tmp/repo#g")
+		rc=0
+		"$syncd" "$@" </dev/null >/dev/null 2>"$tmp/syncd.err" || rc=$?
+		[ "$rc" -eq 0 ] ||
+			problem "contrib/authorized_keys.sample: 'upgrid-syncd $args' exited with status $rc: $(tr "\n" " " <"$tmp/syncd.err")"
+	done <"$tmp/forced"
+else
+	problem "contrib/sample/syncd.conf is missing, or 'upgrid keygen' failed"
 fi
 
 if [ "$fail" -ne 0 ]; then

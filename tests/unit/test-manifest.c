@@ -1497,3 +1497,292 @@ Test(manifest, structure_survives_random_corruption)
 	cr_assert_gt(rejected, 1000, "most damage must be caught");
 	free(doc);
 }
+
+/* ---- chains: the cluster's chain list ------------------------------------ */
+
+static const char chains_text[] =
+	"[group east]\n"
+	"server = e1 upgrid@10.0.1.1:22 /srv/upgrid\n"
+	"server = e2 upgrid@10.0.1.2 /srv/upgrid\n"
+	"[group west]\n"
+	"server = w1 10.0.2.1:2222 /var/lib/upgrid\n"
+	"server = w2 [2001:db8::2] /var/lib/upgrid\n";
+
+static struct ug_cluster *cluster_of(const char *text)
+{
+	struct ug_error err = { "" };
+	struct ug_cluster *c = NULL;
+
+	cr_assert_eq(ug_cluster_parse(text, strlen(text), &c, &err), 0, "%s", err.msg);
+	return c;
+}
+
+static struct ug_manifest *build_chained(void)
+{
+	struct ug_manifest *m = build();
+
+	m->chains = cluster_of(chains_text);
+	return m;
+}
+
+/* build()'s document with a "chains" line of the given JSON inserted
+ * where the writer puts it. */
+static char *doc_with_chains(const char *chains)
+{
+	char *doc = valid_doc(), *to, *out;
+	size_t n = strlen(chains) + 32;
+
+	to = malloc(n);
+	cr_assert_not_null(to);
+	snprintf(to, n, "\"chains\":%s,\n\"channel\":", chains);
+	out = subst(doc, "\"channel\":", to);
+	free(to);
+	free(doc);
+	return out;
+}
+
+static void expect_chains_fail(const char *chains, int rc, const char *want)
+{
+	char *doc = doc_with_chains(chains);
+
+	expect_parse_fail(doc, rc, want);
+	free(doc);
+}
+
+Test(manifest, chains_round_trip_one_group_per_line)
+{
+	struct ug_manifest *m = build_chained(), *p;
+	size_t len, len2;
+	char *doc = write_ok(m, &len), *doc2;
+	const char *bundles = strstr(doc, "\n\"bundles\":"), *chains = strstr(doc, "\n\"chains\":"),
+		   *channel = strstr(doc, "\n\"channel\":");
+
+	cr_assert(bundles && chains && channel && bundles < chains && chains < channel,
+		  "chains sorts between bundles and channel");
+	cr_assert_not_null(strstr(doc,
+		"\n\"chains\":[\n"
+		"{\"group\":\"east\",\"servers\":["
+		"{\"address\":\"upgrid@10.0.1.1:22\",\"name\":\"e1\",\"repo\":\"/srv/upgrid\"},"
+		"{\"address\":\"upgrid@10.0.1.2:22\",\"name\":\"e2\",\"repo\":\"/srv/upgrid\"}]},\n"
+		"{\"group\":\"west\",\"servers\":["
+		"{\"address\":\"10.0.2.1:2222\",\"name\":\"w1\",\"repo\":\"/var/lib/upgrid\"},"
+		"{\"address\":\"[2001:db8::2]:22\",\"name\":\"w2\",\"repo\":\"/var/lib/upgrid\"}]}\n"
+		"],\n"), "layout:\n%s", doc);
+	p = parse_ok(doc, len);
+	assert_manifest_eq(m, p);
+	cr_assert_not_null(p->chains);
+	cr_assert(ug_cluster_equal(m->chains, p->chains), "chains survive the round trip");
+	cr_assert_null(p->chains->groups[1].servers[0].user);
+	cr_assert_eq(p->chains->groups[1].servers[0].port, 2222);
+	doc2 = write_ok(p, &len2);
+	cr_assert_eq(len, len2);
+	cr_assert_str_eq(doc, doc2, "what was read writes back to the same bytes");
+	free(doc);
+	free(doc2);
+	ug_manifest_free(p);
+	ug_manifest_free(m);
+}
+
+/* Without a chain list the document is exactly what it was before chains
+ * existed (the golden file pins that); an empty list is written as []. */
+Test(manifest, chains_absent_or_empty)
+{
+	struct ug_manifest *m = build(), *p;
+	char *doc = write_ok(m, NULL), *doc2, *golden;
+	size_t glen;
+
+	cr_assert_null(strstr(doc, "chains"), "no chain list, no key");
+	cr_assert_eq(ug_file_read(AT_FDCWD, DATA "golden.json", 1u << 20, &golden, &glen), 0);
+	cr_assert_str_eq(doc, golden, "byte-identical to the layout without chains");
+	p = parse_ok(doc, strlen(doc));
+	cr_assert_null(p->chains);
+	ug_manifest_free(p);
+
+	m->chains = ug_cluster_new();
+	cr_assert_not_null(m->chains);
+	doc2 = write_ok(m, NULL);
+	cr_assert_not_null(strstr(doc2, "\n\"chains\":[],\n\"channel\":"));
+	p = parse_ok(doc2, strlen(doc2));
+	cr_assert_not_null(p->chains, "an empty list is still a list");
+	cr_assert_eq(p->chains->ngroups, 0);
+	free(doc);
+	free(doc2);
+	free(golden);
+	ug_manifest_free(p);
+	ug_manifest_free(m);
+}
+
+Test(manifest, chains_unknown_keys_inside_are_ignored)
+{
+	struct ug_manifest *p;
+	char *doc = doc_with_chains(
+		"[{\"group\":\"east\",\"weight\":3,\"servers\":[{\"address\":\"h:22\",\"name\":\"e1\","
+		"\"repo\":\"/r\",\"zone\":\"a\"}]}]");
+
+	p = parse_ok(doc, strlen(doc));
+	cr_assert_eq(p->chains->ngroups, 1);
+	cr_assert_str_eq(p->chains->groups[0].servers[0].host, "h");
+	free(doc);
+	ug_manifest_free(p);
+}
+
+#define SRV(n, a) "{\"address\":\"" a "\",\"name\":\"" n "\",\"repo\":\"/srv/upgrid\"}"
+
+Test(manifest, rejects_hostile_chains)
+{
+	char big[4096];
+	size_t n = 0;
+
+	expect_chains_fail("{}", -EBADMSG, "chains: expected an array");
+	expect_chains_fail("\"east\"", -EBADMSG, "chains: expected an array");
+	expect_chains_fail("null", -EBADMSG, "chains: expected an array");
+	expect_chains_fail("[1]", -EBADMSG, "chains[0]: expected an object");
+	expect_chains_fail("[{\"servers\":[" SRV("a", "h:22") "]}]", -EBADMSG,
+			   "chains[0].group: missing");
+	expect_chains_fail("[{\"group\":7,\"servers\":[" SRV("a", "h:22") "]}]", -EBADMSG,
+			   "chains[0].group: expected a string");
+	expect_chains_fail("[{\"group\":\"east\"}]", -EBADMSG, "chains[0].servers: missing");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":{}}]", -EBADMSG,
+			   "chains[0].servers: expected an array");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[]}]", -EBADMSG,
+			   "chains[0].servers: group 'east' has no servers");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[\"h\"]}]", -EBADMSG,
+			   "chains[0].servers[0]: expected an object");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[{\"address\":22,\"name\":\"a\",\"repo\":\"/r\"}]}]",
+			   -EBADMSG, "chains[0].servers[0].address: expected a string");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[{\"address\":\"h:22\",\"repo\":\"/r\"}]}]",
+			   -EBADMSG, "chains[0].servers[0].name: missing");
+	expect_chains_fail("[{\"group\":\"e st\",\"servers\":[" SRV("a", "h:22") "]}]", -EBADMSG,
+			   "chains[0].group: name 'e st' has a character other than");
+	/* duplicate names, across groups too */
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[" SRV("a", "h:22") "]},"
+			   "{\"group\":\"east\",\"servers\":[" SRV("b", "h:22") "]}]",
+			   -EBADMSG, "chains[1].group: group 'east' is also chains[0]");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[" SRV("a", "h:22") "," SRV("b", "h:22") "]},"
+			   "{\"group\":\"west\",\"servers\":[" SRV("c", "h:22") "," SRV("b", "h:22") "]}]",
+			   -EBADMSG, "chains[1].servers[1]: server name 'b' is also chains[0].servers[1]");
+	/* addresses: the cluster file's rules, and one spelling */
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[" SRV("a", "h:22") "]},"
+			   "{\"group\":\"west\",\"servers\":[" SRV("b", "h:22") "," SRV("c", "h:22") ","
+			   SRV("d", "h:22") "," SRV("x", "x@") "]}]",
+			   -EBADMSG, "chains[1].servers[3]: address 'x@': host is empty");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[" SRV("a", "-oProxyCommand=sh") "]}]",
+			   -EBADMSG, "chains[0].servers[0]: address '-oProxyCommand=sh'");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[" SRV("a", "-u@h:22") "]}]", -EBADMSG,
+			   "user '-u' starts with '-'");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[" SRV("a", "h:0") "]}]", -EBADMSG,
+			   "port '0' is not a number from 1 to 65535");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[" SRV("a", "10.0.0.1") "]}]", -EBADMSG,
+			   "chains[0].servers[0].address: '10.0.0.1' is not written as upgrid writes it ('10.0.0.1:22')");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[" SRV("a", "h:022") "]}]", -EBADMSG,
+			   "not written as upgrid writes it ('h:22')");
+	/* repos */
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[{\"address\":\"h:22\",\"name\":\"a\","
+			   "\"repo\":\"srv\"}]}]",
+			   -EBADMSG, "chains[0].servers[0]: repo 'srv' is not an absolute path");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[{\"address\":\"h:22\",\"name\":\"a\","
+			   "\"repo\":\"/srv/../root\"}]}]",
+			   -EBADMSG, "chains[0].servers[0]: repo '/srv/../root' contains '..'");
+	expect_chains_fail("[{\"group\":\"east\",\"servers\":[{\"address\":\"h:22\",\"name\":\"a\","
+			   "\"repo\":\"/srv\\nx\"}]}]",
+			   -EBADMSG, "contains a blank or a control character");
+
+	/* limits: 17 servers in a group, 257 groups */
+	n += (size_t)snprintf(big + n, sizeof(big) - n, "[{\"group\":\"east\",\"servers\":[");
+	for (int i = 0; i < 17; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "%s{\"address\":\"h:22\",\"name\":\"s%d\",\"repo\":\"/r\"}",
+				      i ? "," : "", i);
+	snprintf(big + n, sizeof(big) - n, "]}]");
+	expect_chains_fail(big, -E2BIG, "chains[0].servers: 17 entries, more than the limit of 16");
+	n = (size_t)snprintf(big, sizeof(big), "[");
+	for (int i = 0; i < 257; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "%s{}", i ? "," : "");
+	snprintf(big + n, sizeof(big) - n, "]");
+	expect_chains_fail(big, -E2BIG, "chains: 257 groups, more than the limit of 256");
+}
+
+/* ug_manifest_validate (and so the writer) holds an in-memory chain list
+ * to the same rules. */
+Test(manifest, validate_checks_chains)
+{
+	struct ug_manifest *m;
+	struct ug_group *g;
+
+	m = build_chained();
+	g = &m->chains->groups[1];
+	free(g->servers[1].name);
+	g->servers[1].name = xstrdup("e1");
+	expect_invalid(m, -EBADMSG, "chains[1].servers[1]: server name 'e1' is also chains[0].servers[0]");
+
+	m = build_chained();
+	free(m->chains->groups[0].servers[1].host);
+	m->chains->groups[0].servers[1].host = xstrdup("a..b");
+	expect_invalid(m, -EBADMSG, "chains[0].servers[1]: host 'a..b' has an empty label");
+
+	m = build_chained();
+	m->chains->groups[1].servers[0].port = 0;
+	expect_invalid(m, -EBADMSG, "chains[1].servers[0]: port 0 is not between 1 and 65535");
+
+	m = build_chained();
+	free(m->chains->groups[0].servers[0].repo);
+	m->chains->groups[0].servers[0].repo = xstrdup("relative");
+	expect_invalid(m, -EBADMSG, "chains[0].servers[0]: repo 'relative' is not an absolute path");
+
+	/* 17 servers in a group */
+	m = build_chained();
+	g = &m->chains->groups[0];
+	g->servers = realloc(g->servers, 17 * sizeof(*g->servers));
+	cr_assert_not_null(g->servers);
+	for (size_t i = g->nservers; i < 17; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "x%zu", i);
+		memset(&g->servers[i], 0, sizeof(g->servers[i]));
+		g->servers[i].name = xstrdup(name);
+		g->servers[i].host = xstrdup("h");
+		g->servers[i].port = 22;
+		g->servers[i].repo = xstrdup("/r");
+	}
+	g->nservers = 17;
+	expect_invalid(m, -E2BIG, "chains[0].servers: group 'east' has 17 servers, more than the limit of 16");
+}
+
+/* Random damage inside the chains: rejected or harmless, never a crash;
+ * what is accepted validates. */
+Test(manifest, chains_survive_random_corruption)
+{
+	struct ug_manifest *m = build_chained();
+	char *doc = write_ok(m, NULL);
+	size_t len = strlen(doc);
+	size_t lo = (size_t)(strstr(doc, "\"chains\"") - doc);
+	size_t hi = (size_t)(strstr(doc, "\"channel\"") - doc);
+	uint32_t seed = 99;
+	unsigned rejected = 0;
+
+	for (int iter = 0; iter < 2000; iter++) {
+		static const char set[] = "[]{}\",:@x-./\\0\x01 ";
+		char *copy = malloc(len);
+		struct ug_manifest *p = NULL;
+		struct ug_error err = { "" };
+		int r;
+
+		cr_assert_not_null(copy);
+		memcpy(copy, doc, len);
+		for (int k = 0; k < 1 + iter % 3; k++) {
+			seed = seed * 1103515245u + 12345u;
+			copy[lo + (seed >> 8) % (hi - lo)] = set[(seed >> 24) % (sizeof(set) - 1)];
+		}
+		r = ug_manifest_parse(copy, len, &p, &err);
+		cr_assert(r == 0 || r == -EBADMSG || r == -E2BIG, "iteration %d: %d %s", iter, r, err.msg);
+		if (r == 0) {
+			cr_assert_eq(ug_manifest_validate(p, NULL), 0);
+			ug_manifest_free(p);
+		} else {
+			rejected++;
+		}
+		free(copy);
+	}
+	cr_assert_gt(rejected, 1000, "most damage must be caught");
+	free(doc);
+	ug_manifest_free(m);
+}
