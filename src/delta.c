@@ -1326,3 +1326,16 @@ out:
 	zdec_src_release(&z);
 	return r;
 }
+
+int ug_delta_apply(enum ug_codec codec, int base_fd, int delta_fd, int out_fd,
+		   uint64_t expect_size, uint64_t max_memory)
+{
+	switch (codec) {
+	case UG_CODEC_ZSTD_PREFIX:
+		return ug_delta_zstd_apply(base_fd, delta_fd, out_fd, expect_size, max_memory);
+	case UG_CODEC_RSYNC_ZSTD:
+		return ug_delta_rsync_apply(base_fd, delta_fd, out_fd, expect_size);
+	default:
+		return -EINVAL;
+	}
+}

@@ -105,6 +105,10 @@ int ug_delta_rsync_create(int base_fd, int target_fd, int out_fd,
 int ug_delta_rsync_apply(int base_fd, int delta_fd, int out_fd,
 			 uint64_t expect_size);
 
+/* Apply a per-file delta of either codec (UG_CODEC_ZSTD_PREFIX or
+ * UG_CODEC_RSYNC_ZSTD), as the manifest names it; -EINVAL for another. */
+int ug_delta_apply(enum ug_codec codec, int base_fd, int delta_fd, int out_fd,
+		   uint64_t expect_size, uint64_t max_memory);
 /* Plain zstd (no prefix) of an in-memory buffer / back; used for manifests
  * and small documents. ug_zstd_decompress_buf refuses output over max
  * (-E2BIG; the output buffer never grows past max + 1 bytes, even for a

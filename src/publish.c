@@ -289,12 +289,6 @@ struct delta_ctx {
 	struct bundle_plan *plans;
 };
 
-static int tmp_anon(struct ug_store *s)
-{
-	int fd = openat(s->dirfd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	return fd < 0 ? -errno : fd;
-}
-
 /* Append tree file `path` to out_fd, failing with -UG_ECHANGED if it no longer
  * holds the content hashed at scan time: a file edited during publish
  * must not yield a delta to content the manifest does not describe. */
@@ -339,7 +333,7 @@ static int copy_checked(int treefd, const char *path, const struct ug_hash *want
 static int snapshot(struct ug_store *s, int treefd, const char *path, const struct ug_hash *want,
 		    int *ret_fd)
 {
-	int fd = tmp_anon(s), r;
+	int fd = ug_store_tmp_anon(s), r;
 
 	if (fd < 0)
 		return fd;
@@ -406,7 +400,7 @@ static void djob_file(struct delta_ctx *c, struct djob *j)
 	if (r == 0)
 		r = snapshot(c->s, c->treefd, j->path, &j->target, &tfd);
 	if (r == 0) {
-		ofd = tmp_anon(c->s);
+		ofd = ug_store_tmp_anon(c->s);
 		if (ofd < 0)
 			r = ofd;
 	}
@@ -438,20 +432,20 @@ static void djob_bundle(struct delta_ctx *c, struct djob *j)
 	int bfd, tfd = -1, ofd = -1, r = 0;
 	uint64_t size = 0, mem = 0;
 
-	bfd = tmp_anon(c->s);
+	bfd = ug_store_tmp_anon(c->s);
 	if (bfd < 0)
 		r = bfd;
 	for (size_t i = 0; r == 0 && i < p->nbases; i++)
 		r = ug_store_object_extract(c->s, &p->bases[i], bfd);
 	if (r == 0) {
-		tfd = tmp_anon(c->s);
+		tfd = ug_store_tmp_anon(c->s);
 		if (tfd < 0)
 			r = tfd;
 	}
 	for (size_t i = 0; r == 0 && i < p->ntargets; i++)
 		r = copy_checked(c->treefd, p->target_paths[i], &p->targets[i], tfd);
 	if (r == 0) {
-		ofd = tmp_anon(c->s);
+		ofd = ug_store_tmp_anon(c->s);
 		if (ofd < 0)
 			r = ofd;
 	}

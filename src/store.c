@@ -726,24 +726,32 @@ int ug_store_object_verify(struct ug_store *s, const struct ug_hash *h, struct u
 	return object_decode(s, h, -1, err);
 }
 
+int ug_store_tmp_anon(struct ug_store *s)
+{
+	char name[128];
+	int tmpdir, fd;
+
+	fd = openat(s->dirfd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	/* filesystems without O_TMPFILE: a named file, unlinked at once */
+	tmpdir = openat(s->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (tmpdir < 0)
+		return -errno;
+	fd = ug_tmpfile_open(tmpdir, "anon", name, sizeof(name));
+	if (fd >= 0)
+		unlinkat(tmpdir, name, 0);
+	close(tmpdir);
+	return fd;
+}
+
 int ug_store_object_tmp(struct ug_store *s, const struct ug_hash *h, int *ret_fd)
 {
 	int fd, r;
 
-	fd = openat(s->dirfd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		/* filesystems without O_TMPFILE: a named file, unlinked at once */
-		char name[128];
-		int tmpdir = openat(s->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (tmpdir < 0)
-			return -errno;
-		fd = ug_tmpfile_open(tmpdir, "base", name, sizeof(name));
-		if (fd >= 0)
-			unlinkat(tmpdir, name, 0);
-		close(tmpdir);
-		if (fd < 0)
-			return fd;
-	}
+	fd = ug_store_tmp_anon(s);
+	if (fd < 0)
+		return fd;
 	r = ug_store_object_extract(s, h, fd);
 	if (r == 0 && lseek(fd, 0, SEEK_SET) < 0)
 		r = -errno;

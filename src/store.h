@@ -69,6 +69,9 @@ int ug_store_object_stat(struct ug_store *s, const struct ug_hash *h,
 /* Decompress into out_fd (written from its offset), verifying size and
  * BLAKE2b: -EBADMSG if the object is corrupt. */
 int ug_store_object_extract(struct ug_store *s, const struct ug_hash *h, int out_fd);
+/* An anonymous read-write file in REPO/tmp (the repo's filesystem, not
+ * /tmp, which may be a small tmpfs); gone when closed. */
+int ug_store_tmp_anon(struct ug_store *s);
 /* Extract into an anonymous temporary file, returned positioned at 0. */
 int ug_store_object_tmp(struct ug_store *s, const struct ug_hash *h, int *ret_fd);
 int ug_store_object_verify(struct ug_store *s, const struct ug_hash *h,

@@ -55,12 +55,6 @@ static bool seen(struct vctx *v, const struct ug_hash *id)
 	return false;
 }
 
-static int tmp_anon(struct ug_store *s)
-{
-	int fd = openat(s->dirfd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	return fd < 0 ? -errno : fd;
-}
-
 /* Apply a file delta to its base and compare the result with the target. */
 static void check_file_delta(struct vctx *v, const char *what, const struct ug_mfile *f,
 			     const struct ug_mdelta *d)
@@ -79,14 +73,11 @@ static void check_file_delta(struct vctx *v, const char *what, const struct ug_m
 	}
 	r = ug_store_delta_open(v->s, &d->id, &dfd);
 	if (r == 0) {
-		ofd = tmp_anon(v->s);
+		ofd = ug_store_tmp_anon(v->s);
 		r = ofd < 0 ? ofd : 0;
 	}
 	if (r == 0) {
-		if (d->codec == UG_CODEC_ZSTD_PREFIX)
-			r = ug_delta_zstd_apply(bfd, dfd, ofd, f->size, UG_DELTA_WINDOW_MAX * 2);
-		else
-			r = ug_delta_rsync_apply(bfd, dfd, ofd, f->size);
+		r = ug_delta_apply(d->codec, bfd, dfd, ofd, f->size, UG_DELTA_WINDOW_MAX * 2);
 	}
 	if (r == 0 && lseek(ofd, 0, SEEK_SET) == 0)
 		r = ug_hash_fd(ofd, &got, NULL, &size);
@@ -118,7 +109,7 @@ static void check_bundle(struct vctx *v, const char *what, const struct ug_mbund
 	if (seen(v, &b->id))
 		return;
 	v->st.bundles++;
-	bfd = tmp_anon(v->s);
+	bfd = ug_store_tmp_anon(v->s);
 	if (bfd < 0)
 		r = bfd;
 	for (size_t i = 0; r == 0 && i < b->nbases; i++)
@@ -136,7 +127,7 @@ static void check_bundle(struct vctx *v, const char *what, const struct ug_mbund
 		ofds[i] = -1;
 	/* all targets go to one file: the codec splits by size, we check each */
 	{
-		int one = tmp_anon(v->s);
+		int one = ug_store_tmp_anon(v->s);
 		uint64_t off = 0;
 
 		if (one < 0) {

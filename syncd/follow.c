@@ -94,12 +94,6 @@ static size_t upstreams(struct ug_follow *f, const struct ug_manifest *m,
 	return n;
 }
 
-static int tmp_anon(struct ug_store *s)
-{
-	int fd = openat(s->dirfd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	return fd < 0 ? -errno : fd;
-}
-
 static void partial_name(char prefix, const struct ug_hash *h, char *out, size_t n)
 {
 	char hex[UG_HASH_HEX_LEN + 1];
@@ -192,14 +186,11 @@ static int apply_file_delta(struct ug_follow *f, const struct ug_mfile *mf,
 	if (r == 0)
 		r = ug_store_delta_open(f->s, &d->id, &dfd);
 	if (r == 0) {
-		ofd = tmp_anon(f->s);
+		ofd = ug_store_tmp_anon(f->s);
 		r = ofd < 0 ? ofd : 0;
 	}
 	if (r == 0) {
-		if (d->codec == UG_CODEC_ZSTD_PREFIX)
-			r = ug_delta_zstd_apply(bfd, dfd, ofd, mf->size, d->memory);
-		else
-			r = ug_delta_rsync_apply(bfd, dfd, ofd, mf->size);
+		r = ug_delta_apply(d->codec, bfd, dfd, ofd, mf->size, d->memory);
 		if (r < 0)
 			ug_error_set(err, r, "delta for '%s' does not apply: %s", mf->path, strerror(-r));
 	}
@@ -222,7 +213,7 @@ static int apply_bundle(struct ug_follow *f, const struct ug_mbundle *b, unsigne
 	int *ofds = NULL;
 	uint64_t off = 0;
 
-	bfd = tmp_anon(f->s);
+	bfd = ug_store_tmp_anon(f->s);
 	if (bfd < 0)
 		return bfd;
 	for (size_t i = 0; r == 0 && i < b->nbases; i++)
@@ -230,7 +221,7 @@ static int apply_bundle(struct ug_follow *f, const struct ug_mbundle *b, unsigne
 	if (r == 0)
 		r = ug_store_delta_open(f->s, &b->id, &dfd);
 	if (r == 0) {
-		one = tmp_anon(f->s);
+		one = ug_store_tmp_anon(f->s);
 		r = one < 0 ? one : 0;
 	}
 	if (r == 0) {
@@ -253,7 +244,7 @@ static int apply_bundle(struct ug_follow *f, const struct ug_mbundle *b, unsigne
 
 		if (ug_store_object_exists(f->s, &b->targets[i]))
 			continue;
-		tfd = tmp_anon(f->s);
+		tfd = ug_store_tmp_anon(f->s);
 		if (tfd < 0) {
 			r = tfd;
 			break;
@@ -349,7 +340,7 @@ static int repair_object(struct ug_follow *f, struct ug_client *c, const struct 
 	uint64_t salvaged, sig_len = 0, before = c->conn->bytes_in;
 	char name[80];
 
-	sfd = tmp_anon(f->s);
+	sfd = ug_store_tmp_anon(f->s);
 	if (sfd < 0)
 		return sfd;
 	(void)ug_store_object_extract(f->s, &mf->hash, sfd);   /* what decodes */
@@ -361,14 +352,14 @@ static int repair_object(struct ug_follow *f, struct ug_client *c, const struct 
 		r = fetch_blob(f, c, UG_STORE_OBJECTS, &mf->hash, stored_max(mf->size), err);
 		goto done;
 	}
-	sigfd = tmp_anon(f->s);
+	sigfd = ug_store_tmp_anon(f->s);
 	r = sigfd < 0 ? sigfd : ug_delta_rsync_signature(sfd, sigfd, &sig_len);
 	if (r == 0 && lseek(sigfd, 0, SEEK_SET) < 0)
 		r = -errno;
 	partial_name('r', &mf->hash, name, sizeof(name));
 	ug_store_partial_remove(f->s, name);
 	if (r == 0) {
-		dfd = tmp_anon(f->s);
+		dfd = ug_store_tmp_anon(f->s);
 		r = dfd < 0 ? dfd : 0;
 	}
 	if (r == 0)
@@ -377,7 +368,7 @@ static int repair_object(struct ug_follow *f, struct ug_client *c, const struct 
 	if (r == 0 && lseek(dfd, 0, SEEK_SET) < 0)
 		r = -errno;
 	if (r == 0) {
-		ofd = tmp_anon(f->s);
+		ofd = ug_store_tmp_anon(f->s);
 		r = ofd < 0 ? ofd : ug_delta_rsync_apply(sfd, dfd, ofd, mf->size);
 	}
 	if (r == 0)

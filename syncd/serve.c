@@ -359,24 +359,6 @@ static int handle_get(struct session *ss, const struct ug_msg *m)
 
 /* ---------------------------------------------------------------- sigdelta */
 
-/* An anonymous file in REPO/tmp (same filesystem as the repo, not /tmp,
- * which may be a small tmpfs). */
-static int anon_tmpfile(struct ug_store *s)
-{
-	char name[128];
-	int dir, fd = openat(s->dirfd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
-		return fd < 0 ? -errno : fd;
-	dir = openat(s->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (dir < 0)
-		return -errno;
-	fd = ug_tmpfile_open(dir, "sig", name, sizeof(name));
-	if (fd >= 0)
-		unlinkat(dir, name, 0);
-	close(dir);
-	return fd;
-}
 
 static uint32_t be32_at(const uint8_t *p)
 {
@@ -525,7 +507,7 @@ static int handle_sigdelta(struct session *ss, const struct ug_msg *req)
 	}
 	refused = code != 0;
 	if (!refused) {
-		sig_fd = anon_tmpfile(ss->s);
+		sig_fd = ug_store_tmp_anon(ss->s);
 		if (sig_fd < 0) {
 			refused = true;
 			code = UG_PERR_INTERNAL;
