@@ -691,9 +691,11 @@ static int sync_channel(struct ug_follow *f, const char *channel, int wait_s, bo
 			r = ug_client_open(ups[i], &f->copts, &c, &retry, &e);
 		}
 		if (r < 0) {
-			ug_wlog(UG_WLOG_WARN, "cannot use upstream '%s' (%s): %s%s", ups[i]->name, addr, e.msg,
-				i + 1 < n ? "; trying the next one up" : "");
-			last = ug_error_set(err, r, "%s", e.msg);
+			if (i + 1 < n)
+				ug_wlog(UG_WLOG_WARN, "cannot use upstream '%s' (%s): %s; trying the "
+					"next one up", ups[i]->name, addr, e.msg);
+			last = ug_error_set(err, r, "cannot use upstream '%s' (%s): %s", ups[i]->name,
+					    addr, e.msg);
 			continue;
 		}
 		r = ug_client_ref(c, channel, &theirs, &e);
@@ -714,8 +716,9 @@ static int sync_channel(struct ug_follow *f, const char *channel, int wait_s, bo
 					r = load_local(f, channel, &l);
 				}
 			} else if (theirs < l.version) {
-				ug_wlog(UG_WLOG_DEBUG, "'%s' is at %" PRIu64 " on %s, behind our %" PRIu64,
-					channel, theirs, c->peer, l.version);
+				ug_wlog(UG_WLOG_INFO, "%s offers version %" PRIu64 " of '%s', older than "
+					"the %" PRIu64 " held here: not taken", c->peer, theirs, channel,
+					l.version);
 			}
 		}
 		if (r == 0 && l.valid && (theirs <= l.version || scrub))
@@ -729,8 +732,10 @@ static int sync_channel(struct ug_follow *f, const char *channel, int wait_s, bo
 		}
 		if (r == -EKEYREJECTED)
 			f->refused++;
-		ug_wlog(r == -EKEYREJECTED ? UG_WLOG_ERR : UG_WLOG_WARN, "%s%s", e.msg,
-			i + 1 < n ? "; trying the next one up" : "");
+		/* the last failure is the caller's to report */
+		if (i + 1 < n)
+			ug_wlog(r == -EKEYREJECTED ? UG_WLOG_ERR : UG_WLOG_WARN,
+				"%s; trying the next one up", e.msg);
 		last = ug_error_set(err, r, "%s", e.msg);
 	}
 	local_release(&l);
