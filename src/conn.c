@@ -25,12 +25,28 @@ ssize_t ug_conn_read(struct ug_conn *c, void *buf, size_t n, int timeout_ms)
 	return r;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int ug_conn_read_exact(struct ug_conn *c, void *buf, size_t n)
 {
 	uint8_t *p = buf;
+	int64_t deadline = c->timeout_whole && c->timeout_ms >= 0 ? mono_ms() + c->timeout_ms : 0;
 
 	while (n > 0) {
-		ssize_t r = ug_conn_read(c, p, n, c->timeout_ms);
+		int t = c->timeout_ms;
+		if (deadline) {
+			int64_t left = deadline - mono_ms();
+			if (left <= 0)
+				return -ETIMEDOUT;
+			t = (int)left;
+		}
+		ssize_t r = ug_conn_read(c, p, n, t);
 		if (r < 0)
 			return (int)r;
 		if (r == 0)

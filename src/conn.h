@@ -41,6 +41,11 @@ struct ug_conn {
 	void *priv;
 	uint64_t bytes_in, bytes_out;   /* payload bytes moved (counted here) */
 	int timeout_ms;                 /* default for reads; -1: none */
+	/* ug_conn_read_exact: timeout_ms bounds the whole call, not each
+	 * read, so a peer trickling a byte at a time cannot hold a frame open
+	 * (servers); otherwise it bounds silence between bytes (clients on
+	 * slow links) */
+	bool timeout_whole;
 	char peer[128];                 /* for messages: "g1s2 (127.0.0.1:2201)" */
 };
 

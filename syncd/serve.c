@@ -9,6 +9,7 @@
  * REPO/reports. */
 #include "config.h"
 
+#include <dirent.h>
 #include <endian.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -44,6 +45,13 @@
 #define SERVE_SIGDELTA_DIR "cache/sigdelta"
 #define SERVE_REPORTS_DIR "reports"
 #define SERVE_REPORTS_FILE "reports/reports.jsonl"
+#define SERVE_REPORTS_OLD "reports/reports.jsonl.1"
+/* Disk a client can make the server spend: reports.jsonl is renamed to
+ * reports.jsonl.1 (replacing it) past this size, and the signature-delta
+ * cache drops its oldest entries past SERVE_SIGDELTA_CACHE_MAX files. A
+ * read-only key can churn these, never grow them without bound. */
+#define SERVE_REPORTS_MAX (64u << 20)
+#define SERVE_SIGDELTA_CACHE_MAX 4096u
 /* zstd level of signature deltas: computed while the client waits, so
  * fast; level 3 is within a few percent of 19 on rsync command streams. */
 #define SERVE_SIGDELTA_LEVEL 3
@@ -404,6 +412,62 @@ static int sig_receive(struct session *ss, uint64_t sig_len, int fd, struct ug_h
 	return 0;
 }
 
+struct cache_entry {
+	char name[UG_HASH_HEX_LEN + 1];
+	int64_t mtime_ns;
+};
+
+static int cache_entry_cmp(const void *a, const void *b)
+{
+	const struct cache_entry *x = a, *y = b;
+
+	return (x->mtime_ns > y->mtime_ns) - (x->mtime_ns < y->mtime_ns);
+}
+
+/* Keep the cache below SERVE_SIGDELTA_CACHE_MAX entries by removing the
+ * oldest quarter when it is full. Best effort: a failure only means the
+ * cache stays larger. */
+static void cache_prune(int cachedir)
+{
+	struct cache_entry *v = NULL;
+	size_t n = 0, alloc = 0;
+	struct dirent *de;
+	DIR *d;
+	int fd = openat(cachedir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (strlen(de->d_name) != UG_HASH_HEX_LEN ||
+		    fstatat(cachedir, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (n == alloc) {
+			size_t na = alloc ? alloc * 2 : 256;
+			struct cache_entry *nv = realloc(v, na * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+			alloc = na;
+		}
+		memcpy(v[n].name, de->d_name, UG_HASH_HEX_LEN + 1);
+		v[n].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		n++;
+	}
+	closedir(d);
+	if (n >= SERVE_SIGDELTA_CACHE_MAX) {
+		qsort(v, n, sizeof(*v), cache_entry_cmp);
+		for (size_t i = 0; i < n / 4; i++)
+			unlinkat(cachedir, v[i].name, 0);
+	}
+	free(v);
+}
+
 /* Compute the delta from the signature in sig_fd to the object (its
  * content or its stored bytes) into the cache as cachedir/hex. Returns 0,
  * 1 when an ERROR was sent, or -errno. */
@@ -454,6 +518,7 @@ static int sigdelta_compute(struct session *ss, const struct ug_msg *m, int sig_
 					strerror(-r));
 		return r < 0 ? r : 1;
 	}
+	cache_prune(cachedir);
 	r = ug_file_commit(out, cachedir, tmpname, cachedir, hex, 0644);
 	if (r < 0) {
 		r = reply_error(ss, UG_PERR_INTERNAL, "cannot store a delta to %s in the cache: %s",
@@ -742,6 +807,10 @@ static int handle_report(struct session *ss, const struct ug_msg *m)
 		else
 			r = ug_write_all(fd, line, len + 1);
 		close(fd);
+		/* a racing session may rotate too: one of the renames wins, and
+		 * at worst a report lands in the older file */
+		if (r == 0 && (uint64_t)st.st_size + len + 1 > SERVE_REPORTS_MAX)
+			renameat(ss->s->dirfd, SERVE_REPORTS_FILE, ss->s->dirfd, SERVE_REPORTS_OLD);
 	} else {
 		r = fd;
 	}
@@ -1114,6 +1183,8 @@ int ug_serve(const struct ug_serve_opts *o, int in_fd, int out_fd, struct ug_err
 	ug_buf_init(&ss.frame, UG_PROTO_FRAME_MAX);
 
 	r = ug_conn_fd_new(in_fd, out_fd, false, &ss.c);
+	if (r == 0)
+		ss.c->timeout_whole = true;
 	if (r < 0)
 		return ug_error_set(ss.err, r, "out of memory");
 	ss.chunk = malloc(UG_PROTO_CHUNK);

@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -1108,6 +1109,83 @@ Test(serve, idle_client_is_closed)
 	cr_assert_not_null(strstr(srv.log, "idle for 1 s, closing"), "log: %s", srv.log);
 	ug_conn_close(c);
 	close(srv.cfd);
+}
+
+Test(serve, trickling_client_cannot_hold_a_frame_open)
+{
+	struct server srv;
+	struct ug_conn *c = start_opts(&srv, false, 0, 1);
+	/* the start of a GET_REF frame, one byte every 0.3 s: each byte comes
+	 * well inside the 1 s idle limit, the frame never completes */
+	static const uint8_t part[] = { 0, 0, 0, 12, UG_MSG_GET_REF, 0, 0, 0, 6, 's', 't' };
+	double t0;
+
+	hello(c);
+	t0 = now_s();
+	for (size_t i = 0; i < sizeof(part); i++) {
+		struct timespec ts = { 0, 300 * 1000 * 1000 };
+		if (write(srv.cfd, &part[i], 1) != 1)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(pthread_join(srv.th, NULL), 0);
+	cr_assert_eq(srv.rc, -ETIMEDOUT, "rc %d", srv.rc);
+	cr_assert_lt(now_s() - t0, 3.0, "the frame was held open %.1f s", now_s() - t0);
+	ug_conn_close(c);
+	close(srv.cfd);
+}
+
+Test(serve, sigdelta_cache_is_bounded)
+{
+	struct server srv;
+	struct ug_conn *c;
+	char dir[512], path[600], drifted[512];
+	uint8_t *sig, *delta, *copy;
+	size_t sig_len, dlen, n = 0;
+	uint64_t total, off;
+	DIR *d;
+	struct dirent *de;
+
+	/* a full cache of old entries */
+	snprintf(dir, sizeof(dir), "%s/cache/sigdelta", repo);
+	cr_assert_eq(ug_mkdir_p(AT_FDCWD, dir, 0755), 0);
+	for (unsigned i = 0; i < 4096; i++) {
+		struct timespec old[2] = { { 1000 + i, 0 }, { 1000 + i, 0 } };
+		snprintf(path, sizeof(path), "%s/%064x", dir, i);
+		write_file(path, "x", 1);
+		cr_assert_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+	}
+	copy = malloc(APP_SIZE);
+	cr_assert_not_null(copy);
+	memcpy(copy, app2_data, APP_SIZE);
+	memcpy(copy + 100, "drift", 5);
+	snprintf(drifted, sizeof(drifted), "%s/drifted", tmpdir);
+	write_file(drifted, copy, APP_SIZE);
+	free(copy);
+	sig = signature_of(drifted, &sig_len);
+
+	c = start(&srv);
+	hello(c);
+	send_sigdelta(c, &app2, UG_SIG_CONTENT, sig, sig_len, 0, 1000);
+	delta = read_blob(c, &total, &off, &dlen, NULL);
+	cr_assert_eq(dlen, total);
+	bye(c);
+	cr_assert_eq(finish(&srv, c), 0, "%s", srv.err.msg);
+
+	d = opendir(dir);
+	cr_assert_not_null(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	cr_assert_eq(n, 4096 - 1024 + 1, "%zu entries in the cache", n);
+	/* the oldest went, the new one is there */
+	snprintf(path, sizeof(path), "%s/%064x", dir, 0u);
+	cr_assert_neq(access(path, F_OK), 0, "the oldest entry is still there");
+	snprintf(path, sizeof(path), "%s/%064x", dir, 4095u);
+	cr_assert_eq(access(path, F_OK), 0, "the newest old entry was removed");
+	free(delta);
+	free(sig);
 }
 
 /* ---------------------------------------------------------------- hostile */
