@@ -15,7 +15,7 @@
 # shellcheck disable=SC2317
 set -euo pipefail
 
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # id | npm package | old | new | what it is

@@ -21,7 +21,7 @@
 # shellcheck disable=SC2317
 set -euo pipefail
 
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # id | npm package | old | new | what it is (the pairs of publish.sh)
@@ -79,6 +79,10 @@ case $ngroups in '' | *[!0-9]* | 0) echo "bench: --groups takes a positive count
 case $chain in '' | *[!0-9]* | 0) echo "bench: --chain takes a count from 1 to 16" >&2; exit 2 ;; esac
 [ "$chain" -le 16 ] || { echo "bench: --chain takes a count from 1 to 16" >&2; exit 2; }
 nservers=$((ngroups * chain))
+if [ -n "$only" ] && ! printf '%s\n' "${PAIRS[@]}" | grep -q "^$only|"; then
+	echo "bench: --pair takes A or B" >&2
+	exit 2
+fi
 
 # ---------------------------------------------------------------- tools
 
@@ -388,6 +392,8 @@ sum_phases() {
 
 ensure_tools
 find_sshd
+# the source the binaries were built from, before a rebuild could race a commit
+rev=$(git -C "$SRC_DIR" describe --always --dirty 2>/dev/null || true)
 find_upgrid upgrid upgrid-syncd
 find_syncd
 W=$(mktemp -d "${TMPDIR:-/tmp}/ug-bench-repl.XXXXXX")
@@ -456,8 +462,7 @@ echo
 echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM, kernel $(uname -r), Debian $(cat /etc/debian_version 2>/dev/null || echo '?')."
 echo "Tools: rsync $(rsync --version | head -1 | awk '{ print $3 }') (-z negotiated $(get "${ids[0]}.rsync_compress")), $(ssh -V 2>&1 | cut -d, -f1), $("$UPGRID" --version 2>/dev/null | head -1 || echo 'upgrid ?'), $("$UPGRID_SYNCD" --version 2>/dev/null | head -1 || echo 'upgrid-syncd ?')."
 echo "upgrid repo config: ${R[${ids[0]}.config]}."
-rev=$(git -C "$SRC_DIR" describe --always --dirty 2>/dev/null || true)
-[ -z "$rev" ] || echo "upgrid source: $rev (binaries '$UPGRID', '$UPGRID_SYNCD')."
+[ -z "$rev" ] || echo "upgrid source: $rev at the start of the run (binaries '$UPGRID', '$UPGRID_SYNCD')."
 echo
 echo "Topology: a master and $nservers servers in $ngroups groups of $chain, each server"
 echo "a real OpenSSH sshd on 127.0.0.1 with its own host key and the forced"
@@ -487,6 +492,10 @@ echo "SSH's own framing. Wall times are the whole sequence of $nservers rounds o
 echo
 echo "### Targets"
 echo
+if [ "$ngroups" != 2 ] || [ "$chain" != 4 ]; then
+	echo "The targets are stated for 2 groups of 4 servers; this run has $ngroups of $chain."
+	echo
+fi
 echo "| pair | target | v2 upgrade | both phases |"
 echo "|---|---|---:|---:|"
 for id in "${ids[@]}"; do

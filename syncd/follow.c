@@ -288,46 +288,130 @@ static bool targets_missing(struct ug_follow *f, const struct ug_mbundle *b)
 	return false;
 }
 
-/* Every delta and bundle the manifest names, so this server can serve
- * them downstream. */
-static int fetch_deltas(struct ug_follow *f, struct ug_client *c, const struct ug_manifest *m,
-			bool scrub, struct ug_error *err)
+/* With scrub, a delta that fails its hash is removed (so it is fetched
+ * or made again). */
+static void scrub_delta(struct ug_follow *f, const struct ug_hash *id, const char *what)
+{
+	if (ug_store_delta_exists(f->s, id) && ug_store_delta_verify(f->s, id, NULL) < 0) {
+		ug_wlog(UG_WLOG_WARN, "%s is damaged: fetching it again", what);
+		ug_store_delta_remove(f->s, id);
+		f->repaired++;
+	}
+}
+
+/* The bundles the manifest names: the cheapest way to rebuild objects. */
+static int fetch_bundles(struct ug_follow *f, struct ug_client *c, const struct ug_manifest *m,
+			 bool scrub, struct ug_error *err)
 {
 	int r;
 
 	for (size_t i = 0; i < m->nbundles && !stopping(f); i++) {
 		const struct ug_mbundle *b = &m->bundles[i];
-		if (scrub && ug_store_delta_exists(f->s, &b->id) &&
-		    ug_store_delta_verify(f->s, &b->id, NULL) < 0) {
-			ug_wlog(UG_WLOG_WARN, "bundle from version %" PRIu64 " is damaged: fetching it again",
-				b->from);
-			ug_store_delta_remove(f->s, &b->id);
-			f->repaired++;
-		}
+		if (scrub)
+			scrub_delta(f, &b->id, "a bundle");
 		if (ug_store_delta_exists(f->s, &b->id))
 			continue;
 		r = fetch_blob(f, c, UG_STORE_DELTAS, &b->id, b->size, err);
 		if (r < 0)
 			return r;
 	}
+	return stopping(f) ? -EINTR : 0;
+}
+
+static bool bundle_target(const struct ug_manifest *m, const struct ug_hash *h)
+{
+	for (size_t i = 0; i < m->nbundles; i++)
+		for (size_t j = 0; j < m->bundles[i].ntargets; j++)
+			if (ug_hash_eq(&m->bundles[i].targets[j], h))
+				return true;
+	return false;
+}
+
+/* Make a per-file delta here instead of fetching it: publish made a file
+ * a bundle covers at the fallback level, single-threaded, with a window
+ * derived from the sizes, and zstd is deterministic for the same inputs
+ * and parameters. Whether the bytes came out the same is decided by their
+ * BLAKE2b, which the signed manifest names: a mismatch (another zstd, or
+ * another fallback-level on the master) only means fetching it after
+ * all. Returns 0 when the delta is now stored. */
+static int regenerate_delta(struct ug_follow *f, const struct ug_manifest *m,
+			    const struct ug_mfile *mf, const struct ug_mdelta *d)
+{
+	struct ug_delta_params p;
+	struct ug_hash got;
+	uint64_t size = 0, bsize = 0;
+	int bfd = -1, tfd = -1, ofd = -1, r;
+
+	if (d->codec != UG_CODEC_ZSTD_PREFIX || !bundle_target(m, &mf->hash) ||
+	    !ug_store_object_exists(f->s, &d->from) || !ug_store_object_exists(f->s, &mf->hash) ||
+	    ug_store_object_stat(f->s, &d->from, NULL, &bsize) < 0 ||
+	    bsize + mf->size > f->s->cfg.window)
+		return -ENOENT;
+	ug_delta_params_default(&p);
+	p.level = f->s->cfg.fallback_level;
+	p.window = f->s->cfg.window;
+	p.threads = 0;
+	r = ug_store_object_tmp(f->s, &d->from, &bfd);
+	if (r == 0)
+		r = ug_store_object_tmp(f->s, &mf->hash, &tfd);
+	if (r == 0) {
+		ofd = ug_store_tmp_anon(f->s);
+		r = ofd < 0 ? ofd : 0;
+	}
+	if (r == 0)
+		r = ug_delta_zstd_create(bfd, tfd, ofd, &p, &size, NULL);
+	if (r == 0 && size != d->size)
+		r = -EBADMSG;
+	if (r == 0 && lseek(ofd, 0, SEEK_SET) < 0)
+		r = -errno;
+	if (r == 0)
+		r = ug_store_delta_put_fd(f->s, ofd, &got, NULL);
+	if (r == 0 && !ug_hash_eq(&got, &d->id)) {
+		ug_store_delta_remove(f->s, &got);
+		r = -EBADMSG;
+	}
+	if (bfd >= 0)
+		close(bfd);
+	if (tfd >= 0)
+		close(tfd);
+	if (ofd >= 0)
+		close(ofd);
+	return r;
+}
+
+/* Every per-file delta the manifest names, so this server can serve the
+ * terminals of every older version: made here when that reproduces the
+ * master's bytes, fetched otherwise. */
+static int complete_deltas(struct ug_follow *f, struct ug_client *c, const struct ug_manifest *m,
+			   bool scrub, unsigned *ret_made, struct ug_error *err)
+{
+	unsigned made = 0;
+	int r;
+
 	for (size_t i = 0; i < m->nfiles && !stopping(f); i++) {
-		for (size_t j = 0; j < m->files[i].ndeltas; j++) {
-			const struct ug_mdelta *d = &m->files[i].deltas[j];
-			if (scrub && ug_store_delta_exists(f->s, &d->id) &&
-			    ug_store_delta_verify(f->s, &d->id, NULL) < 0) {
-				ug_wlog(UG_WLOG_WARN, "delta for '%s' is damaged: fetching it again",
-					m->files[i].path);
-				ug_store_delta_remove(f->s, &d->id);
-				f->repaired++;
-			}
+		const struct ug_mfile *mf = &m->files[i];
+		for (size_t j = 0; j < mf->ndeltas && !stopping(f); j++) {
+			const struct ug_mdelta *d = &mf->deltas[j];
+			char what[UG_PATH_MAX + 32];
+
+			snprintf(what, sizeof(what), "a delta for '%s'", mf->path);
+			if (scrub)
+				scrub_delta(f, &d->id, what);
 			if (ug_store_delta_exists(f->s, &d->id))
 				continue;
+			if (regenerate_delta(f, m, mf, d) == 0) {
+				made++;
+				continue;
+			}
 			r = fetch_blob(f, c, UG_STORE_DELTAS, &d->id, d->size, err);
 			if (r < 0)
 				return r;
 		}
 	}
-	return stopping(f) ? -EINTR : 0;
+	if (stopping(f))
+		return -EINTR;
+	*ret_made = made;
+	return 0;
 }
 
 /* Re-fetch a damaged object: a signature of what can still be decoded
@@ -432,6 +516,11 @@ static int fetch_objects(struct ug_follow *f, struct ug_client *c, const struct 
 			const struct ug_mdelta *d = &mf->deltas[j];
 			if (!ug_store_object_exists(f->s, &d->from) || d->memory > UG_DELTA_WINDOW_MAX * 2)
 				continue;
+			if (!ug_store_delta_exists(f->s, &d->id)) {
+				r = fetch_blob(f, c, UG_STORE_DELTAS, &d->id, d->size, err);
+				if (r < 0)
+					return r;
+			}
 			r = apply_file_delta(f, mf, d, err);
 			if (r == 0) {
 				done = true;
@@ -466,14 +555,14 @@ static int fetch_manifest(struct ug_follow *f, struct ug_client *c, const char *
 	char *sig = NULL, *json = NULL;
 	size_t sig_len, json_len = 0;
 	struct ug_manifest *m = NULL;
+	char *md = NULL;
+	size_t md_len = 0;
 	int r;
 
 	r = ug_client_get_buf(c, &b, UG_SIG_FILE_MAX, &sig, &sig_len, err);
 	if (r < 0)
 		return r;
 	if (l->valid && l->version < version) {
-		char *md;
-		size_t md_len;
 		b.kind = UG_BLOB_MDELTA;
 		b.from = l->version;
 		r = ug_client_get_buf(c, &b, UG_MANIFEST_MAX, &md, &md_len, &e);
@@ -481,13 +570,15 @@ static int fetch_manifest(struct ug_follow *f, struct ug_client *c, const char *
 			uint8_t *out;
 			r = ug_zstd_decompress_buf(md, md_len, l->json, l->json_len, UG_MANIFEST_MAX,
 						   &out, &json_len);
-			free(md);
-			if (r == 0)
+			if (r == 0) {
 				json = (char *)out;
-			else
+			} else {
 				ug_wlog(UG_WLOG_WARN, "manifest delta %" PRIu64 " from %" PRIu64
 					" of %s does not apply: fetching the whole manifest",
 					version, l->version, c->peer);
+				free(md);
+				md = NULL;
+			}
 		} else if (c->broken) {
 			free(sig);
 			return ug_error_set(err, r, "%s", e.msg);
@@ -514,6 +605,12 @@ static int fetch_manifest(struct ug_follow *f, struct ug_client *c, const char *
 				 channel, c->peer, e.msg);
 		goto fail;
 	}
+	/* the manifest delta just used is one to serve: keep it (it is
+	 * checked now: it rebuilt the signed document) */
+	if (md)
+		ug_store_mdelta_put(f->s, channel, l->version, version, md, md_len);
+	free(md);
+	md = NULL;
 	if (m->version != version || strcmp(m->channel, channel) != 0) {
 		r = ug_error_set(err, -EKEYREJECTED, "refusing manifest from %s: it is version %" PRIu64
 				 " of '%s', asked for %" PRIu64 " of '%s'", c->peer, m->version,
@@ -528,6 +625,7 @@ static int fetch_manifest(struct ug_follow *f, struct ug_client *c, const char *
 	return 0;
 fail:
 	ug_manifest_free(m);
+	free(md);
 	free(json);
 	free(sig);
 	return r;
@@ -550,9 +648,16 @@ static void fetch_mdeltas(struct ug_follow *f, struct ug_client *c, const char *
 		char *md;
 		size_t md_len;
 
+		uint8_t *have;
+		size_t have_len;
+
 		if (v[i] >= version)
 			continue;
 		k--;
+		if (ug_store_mdelta_get(f->s, channel, v[i], version, &have, &have_len) == 0) {
+			free(have);
+			continue;
+		}
 		if (ug_client_get_buf(c, &b, UG_MANIFEST_MAX, &md, &md_len, &e) < 0) {
 			if (c->broken)
 				break;
@@ -570,16 +675,18 @@ static int replicate(struct ug_follow *f, struct ug_client *c, const char *chann
 	char *json = NULL, *sig = NULL;
 	size_t json_len = 0, sig_len = 0;
 	struct ug_manifest *m = NULL;
-	unsigned rebuilt = 0, fetched = 0;
+	unsigned rebuilt = 0, fetched = 0, made = 0;
 	uint64_t before = c->conn->bytes_in;
 	int r;
 
 	r = fetch_manifest(f, c, channel, version, l, &json, &json_len, &sig, &sig_len, &m, err);
 	if (r < 0)
 		return r;
-	r = fetch_deltas(f, c, m, false, err);
+	r = fetch_bundles(f, c, m, false, err);
 	if (r == 0)
 		r = fetch_objects(f, c, m, false, &rebuilt, &fetched, err);
+	if (r == 0)
+		r = complete_deltas(f, c, m, false, &made, err);
 	if (r == 0)
 		fetch_mdeltas(f, c, channel, version);
 	if (r == 0)
@@ -590,8 +697,9 @@ static int replicate(struct ug_follow *f, struct ug_client *c, const char *chann
 	if (r == 0) {
 		f->updated++;
 		ug_wlog(UG_WLOG_INFO, "'%s' is now at version %" PRIu64 " (from %s: %" PRIu64
-			" bytes; %u objects rebuilt from deltas, %u fetched whole)", channel, version,
-			c->peer, c->conn->bytes_in - before, rebuilt, fetched);
+			" bytes; %u objects rebuilt from deltas, %u fetched whole; %u deltas made "
+			"here)", channel, version, c->peer, c->conn->bytes_in - before, rebuilt,
+			fetched, made);
 	} else if (r == -EINTR) {
 		ug_error_set(err, r, "interrupted while fetching version %" PRIu64 " of '%s'",
 			     version, channel);
@@ -609,12 +717,14 @@ static int replicate(struct ug_follow *f, struct ug_client *c, const char *chann
 static int check_held(struct ug_follow *f, struct ug_client *c, const struct local *l,
 		      bool scrub, struct ug_error *err)
 {
-	unsigned rebuilt = 0, fetched = 0, repaired = f->repaired;
+	unsigned rebuilt = 0, fetched = 0, made = 0, repaired = f->repaired;
 	int r;
 
-	r = fetch_deltas(f, c, l->m, scrub, err);
+	r = fetch_bundles(f, c, l->m, scrub, err);
 	if (r == 0)
 		r = fetch_objects(f, c, l->m, scrub, &rebuilt, &fetched, err);
+	if (r == 0)
+		r = complete_deltas(f, c, l->m, scrub, &made, err);
 	if (r == 0 && (rebuilt || fetched))
 		ug_wlog(UG_WLOG_WARN, "version %" PRIu64 " of '%s' was missing %u objects: %u rebuilt, "
 			"%u fetched from %s", l->version, l->m->channel, rebuilt + fetched, rebuilt,

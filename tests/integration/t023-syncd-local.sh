@@ -53,29 +53,51 @@ sync 0
 expect_not_in "$T/out" "now at version" "a second round with nothing new does nothing"
 ok "version 2 arrives as a delta; a round with nothing new is quiet"
 
+# code moving between files: the server fetches only the bundle and makes
+# the per-file deltas it serves itself (checked against their names)
+for i in 1 2 3 4; do head -c 20000 /dev/urandom | od -An -tx1 >"$T/p$i"; done
+cat "$T/p1" "$T/p2" >"$T/tree/x.js"
+cat "$T/p3" "$T/p4" >"$T/tree/y.js"
+"$UPGRID" -R "$M" publish -k "$T/key" "$T/tree" >/dev/null
+sync 0
+cat "$T/p1" "$T/p3" >"$T/tree/x.js"
+cat "$T/p2" "$T/p4" >"$T/tree/y.js"
+"$UPGRID" -R "$M" publish -k "$T/key" --json "$T/tree" >"$T/pub.json"
+[ "$(jq '.pairs[0].bundle_bytes' "$T/pub.json")" -gt 0 ] || fail "no bundle for moved code"
+before=$("$SYNCD" --stats --repo "$M" | jq '.sent.delta.count')
+sync 0
+after=$("$SYNCD" --stats --repo "$M" | jq '.sent.delta.count')
+expect_in "$T/out" "2 objects rebuilt from deltas, 0 fetched whole; 2 deltas made here" "deltas made locally"
+[ $((after - before)) -eq 1 ] || fail "the server fetched $((after - before)) deltas, expected only the bundle"
+run_ug 0 -R "$S" verify --pubkey "$T/key.pub"
+ok "moved code: only the bundle crosses the wire; per-file deltas are made here and verify"
+rm "$T/tree/x.js" "$T/tree/y.js"
+"$UPGRID" -R "$M" publish -k "$T/key" "$T/tree" >/dev/null
+sync 0
+
 # an upstream with an older version (same key): not taken
 M2=$T/old-master
 "$UPGRID" -R "$M2" init >/dev/null
 "$UPGRID" -R "$M2" publish -k "$T/key" "$T/tree" >/dev/null
 sed "s|^master = .*|master = - $M2|" "$T/s.conf" >"$T/s2.conf"
 "$SYNCD" -f "$T/s2.conf" --once >"$T/out" 2>&1 || fail "round against an older upstream failed"
-expect_in "$T/out" "offers version 1 of 'stable', older than the 2 held here: not taken" "older upstream logged"
-[ "$(cat "$S/refs/stable")" = 2 ] || fail "server went back to an older version"
+expect_in "$T/out" "offers version 1 of 'stable', older than the 5 held here: not taken" "older upstream logged"
+[ "$(cat "$S/refs/stable")" = 5 ] || fail "server went back to an older version"
 ok "an upstream with an older version is not followed back"
 
 # a manifest signed by another key: refused, exit 4, ref unchanged
 "$UPGRID" keygen -f "$T/other" >/dev/null
 M3=$T/rogue
 "$UPGRID" -R "$M3" init >/dev/null
-for i in 1 2 3; do echo "$i" >"$T/tree/r.txt"; "$UPGRID" -R "$M3" publish -k "$T/other" "$T/tree" >/dev/null; done
+for i in 1 2 3 4 5 6; do echo "$i" >"$T/tree/r.txt"; "$UPGRID" -R "$M3" publish -k "$T/other" "$T/tree" >/dev/null; done
 sed "s|^master = .*|master = - $M3|" "$T/s.conf" >"$T/s3.conf"
 set +e
 "$SYNCD" -f "$T/s3.conf" --once >"$T/out" 2>&1
 st=$?
 set -e
 [ $st -eq 4 ] || { cat "$T/out"; fail "a manifest by another key: exit $st, expected 4"; }
-expect_in "$T/out" "refusing manifest 3 of 'stable'.*signed by key [0-9a-f]*, expected key" "refusal says why"
-[ "$(cat "$S/refs/stable")" = 2 ] || fail "a manifest by another key moved the ref"
+expect_in "$T/out" "refusing manifest 6 of 'stable'.*signed by key [0-9a-f]*, expected key" "refusal says why"
+[ "$(cat "$S/refs/stable")" = 5 ] || fail "a manifest by another key moved the ref"
 rm "$T/tree/r.txt"
 ok "a manifest signed by another key is refused (exit 4), the ref does not move"
 
