@@ -340,8 +340,9 @@ replicate() {
 			{ cat "$d/logs/$s.$ph.verify" >&2; die "$id: '$s' does not verify at version $ph"; }
 		line=$(grep -E "is now at version $ph " "$d/logs/$s.$ph.log" | tail -1 || true)
 		[ -n "$line" ] || { cat "$d/logs/$s.$ph.log" >&2; die "$id: '$s' did not say it took version $ph"; }
-		# "... (from 'g1s1' (...): N bytes; R objects rebuilt from deltas, F fetched whole)"
-		R[$id.$ph.log.$s]=$(sed -E 's/.*is now at version [0-9]+ \(from (.*): ([0-9]+) bytes; ([0-9]+) objects rebuilt from deltas, ([0-9]+) fetched whole\).*/\1|\2|\3|\4/' <<<"$line")
+		# "... (from 'g1s1' (...): N bytes; R objects rebuilt from deltas,
+		# F fetched whole; M deltas made here)"
+		R[$id.$ph.log.$s]=$(sed -E 's/.*is now at version [0-9]+ \(from (.*): ([0-9]+) bytes; ([0-9]+) objects rebuilt from deltas, ([0-9]+) fetched whole; ([0-9]+) deltas made here\).*/\1|\2|\3|\4|\5/' <<<"$line")
 	done
 	log "$id: version $ph on all $nservers servers in ${R[$id.$ph.ug_wall]} s; all verify"
 }
@@ -547,16 +548,17 @@ for id in "${ids[@]}"; do
 	echo "Per link in v2, upgrid moved $(commas "$(( ${R[$id.2.links]} / nservers ))") on average, $(ratio "$(( ${R[$id.2.links]} / nservers ))" "$(get "$id.pub_best")") × best_bytes; rsync $(commas "$(( ${R[$id.2.rs]} / nservers ))") per target."
 	echo
 	echo "Each server's round as its log reports it (bytes it took in, objects"
-	echo "rebuilt from deltas / fetched whole), its wall time, and what it served:"
+	echo "rebuilt from deltas / fetched whole / per-file deltas made locally), its"
+	echo "wall time, and what it served:"
 	echo
-	echo "| server | v1: from | v1: bytes in | v1: rebuilt / whole | v1: wall (s) | v2: from | v2: bytes in | v2: rebuilt / whole | v2: wall (s) | v2: bytes_out served |"
+	echo "| server | v1: from | v1: bytes in | v1: rebuilt / whole / made | v1: wall (s) | v2: from | v2: bytes in | v2: rebuilt / whole / made | v2: wall (s) | v2: bytes_out served |"
 	echo "|---|---|---:|---:|---:|---|---:|---:|---:|---:|"
 	for s in $(chain_order); do
 		line="| $s |"
 		for ph in 1 2; do
-			IFS='|' read -r from bin reb whole <<<"${R[$id.$ph.log.$s]}"
+			IFS='|' read -r from bin reb whole made <<<"${R[$id.$ph.log.$s]}"
 			from=$(sed -E "s/ \(.*//; s/'//g" <<<"$from")
-			line+=" $from | $(commas "$bin") | $reb / $whole | $(get "$id.$ph.wall.$s") |"
+			line+=" $from | $(commas "$bin") | $reb / $whole / $made | $(get "$id.$ph.wall.$s") |"
 		done
 		line+=" $(b "$id.2.node.$s.bytes_out") |"
 		echo "$line"
