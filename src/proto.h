@@ -69,7 +69,8 @@ enum ug_blob_kind {
 	UG_BLOB_DELTA = 2,     /* id: delta bytes */
 	UG_BLOB_MANIFEST = 3,  /* channel, version: N.json */
 	UG_BLOB_SIG = 4,       /* channel, version: N.json.sig */
-	UG_BLOB_MDELTA = 5,    /* channel, from, version: N.from-M.zst */
+	UG_BLOB_MDELTA = 5,    /* channel, from, version: N.from-M.zst; from 0:
+				* N.json compressed without a prefix */
 };
 #define UG_BLOB_KIND_MAX 5
 

@@ -1382,8 +1382,13 @@ static int write_manifest(struct pub *p, struct ug_error *err)
 		goto out;
 	p->res.manifest_bytes = zl;
 	p->res.full_bytes += zl;
+	/* "from version 0": the manifest compressed on its own, what a new
+	 * server or terminal fetches instead of the plain document */
+	r = ug_store_mdelta_put(p->s, p->o->channel, 0, p->m->version, z, zl);
 	free(z);
 	z = NULL;
+	if (r < 0)
+		goto out;
 	/* manifest deltas: a terminal holding version V's manifest pulls only
 	 * the change */
 	for (size_t v = 0; v < p->nolds; v++) {

@@ -9,7 +9,8 @@
  *   deltas/ab/cdef...           delta payloads, named by BLAKE2b of the bytes
  *   manifests/CHANNEL/N.json    the signed document
  *   manifests/CHANNEL/N.json.sig   its detached Ed25519 signature
- *   manifests/CHANNEL/N.from-M.zst manifest delta (zstd prefix of M's json)
+ *   manifests/CHANNEL/N.from-M.zst manifest delta (zstd prefix of M's json);
+ *                               N.from-0.zst: N.json compressed, no prefix
  *   refs/CHANNEL                latest version number of the channel
  *   cache/CHANNEL.index         publish's stat cache (index.h)
  *   tmp/                        temporary files, same filesystem

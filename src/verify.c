@@ -217,28 +217,30 @@ static void check_manifest(struct vctx *v, const char *channel, uint64_t ver,
 	for (size_t b = 0; b < m->nbundles; b++)
 		check_bundle(v, what, &m->bundles[b]);
 	/* manifest deltas stored for this version */
-	for (size_t i = 0; i < nversions; i++) {
+	/* i == nversions: "from 0", the manifest compressed on its own */
+	for (size_t i = 0; i <= nversions; i++) {
+		uint64_t from = i < nversions ? versions[i] : 0;
 		uint8_t *d = NULL, *out = NULL;
 		size_t dl, ol;
 		char *old = NULL;
-		size_t oldl;
+		size_t oldl = 0;
 
-		if (versions[i] >= ver)
+		if (from >= ver)
 			continue;
-		r = ug_store_mdelta_get(v->s, channel, versions[i], ver, &d, &dl);
+		r = ug_store_mdelta_get(v->s, channel, from, ver, &d, &dl);
 		if (r == -ENOENT)
 			continue;
 		v->st.mdeltas++;
-		if (r == 0)
-			r = ug_store_manifest_get(v->s, channel, versions[i], &old, &oldl, NULL, NULL);
+		if (r == 0 && from > 0)
+			r = ug_store_manifest_get(v->s, channel, from, &old, &oldl, NULL, NULL);
 		if (r == 0)
 			r = ug_zstd_decompress_buf(d, dl, old, oldl, UG_MANIFEST_MAX, &out, &ol);
 		if (r < 0)
-			problem(v, what, "manifest delta from %" PRIu64 " is %s", versions[i],
+			problem(v, what, "manifest delta from %" PRIu64 " is %s", from,
 				r == -EBADMSG ? "corrupt" : strerror(-r));
 		else if (ol != jl || memcmp(out, json, jl) != 0)
 			problem(v, what, "manifest delta from %" PRIu64 " does not reproduce the manifest",
-				versions[i]);
+				from);
 		free(d);
 		free(out);
 		free(old);

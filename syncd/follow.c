@@ -562,20 +562,24 @@ static int fetch_manifest(struct ug_follow *f, struct ug_client *c, const char *
 	r = ug_client_get_buf(c, &b, UG_SIG_FILE_MAX, &sig, &sig_len, err);
 	if (r < 0)
 		return r;
-	if (l->valid && l->version < version) {
+	{
+		/* a delta from the manifest held, or else the manifest compressed
+		 * on its own ("from 0"); the plain document is the last resort */
+		bool prefix = l->valid && l->version < version;
 		b.kind = UG_BLOB_MDELTA;
-		b.from = l->version;
+		b.from = prefix ? l->version : 0;
 		r = ug_client_get_buf(c, &b, UG_MANIFEST_MAX, &md, &md_len, &e);
 		if (r == 0) {
 			uint8_t *out;
-			r = ug_zstd_decompress_buf(md, md_len, l->json, l->json_len, UG_MANIFEST_MAX,
+			r = ug_zstd_decompress_buf(md, md_len, prefix ? l->json : NULL,
+						   prefix ? l->json_len : 0, UG_MANIFEST_MAX,
 						   &out, &json_len);
 			if (r == 0) {
 				json = (char *)out;
 			} else {
 				ug_wlog(UG_WLOG_WARN, "manifest delta %" PRIu64 " from %" PRIu64
 					" of %s does not apply: fetching the whole manifest",
-					version, l->version, c->peer);
+					version, b.from, c->peer);
 				free(md);
 				md = NULL;
 			}
@@ -608,7 +612,7 @@ static int fetch_manifest(struct ug_follow *f, struct ug_client *c, const char *
 	/* the manifest delta just used is one to serve: keep it (it is
 	 * checked now: it rebuilt the signed document) */
 	if (md)
-		ug_store_mdelta_put(f->s, channel, l->version, version, md, md_len);
+		ug_store_mdelta_put(f->s, channel, b.from, version, md, md_len);
 	free(md);
 	md = NULL;
 	if (m->version != version || strcmp(m->channel, channel) != 0) {
@@ -642,19 +646,22 @@ static void fetch_mdeltas(struct ug_follow *f, struct ug_client *c, const char *
 
 	if (ug_client_versions(c, channel, &v, &n, &e) < 0)
 		return;
-	for (size_t i = n; i-- > 0 && k > 0;) {
+	/* from the newest K versions before this one, and "from 0" */
+	for (size_t i = n + 1; i-- > 0 && k > 0;) {
+		uint64_t from = i < n ? v[i] : 0;
 		struct ug_blob_ref b = { .kind = UG_BLOB_MDELTA, .channel = channel,
-					 .version = version, .from = v[i] };
+					 .version = version, .from = from };
 		char *md;
 		size_t md_len;
 
 		uint8_t *have;
 		size_t have_len;
 
-		if (v[i] >= version)
+		if (from >= version)
 			continue;
-		k--;
-		if (ug_store_mdelta_get(f->s, channel, v[i], version, &have, &have_len) == 0) {
+		if (from > 0)
+			k--;
+		if (ug_store_mdelta_get(f->s, channel, from, version, &have, &have_len) == 0) {
 			free(have);
 			continue;
 		}
@@ -663,7 +670,7 @@ static void fetch_mdeltas(struct ug_follow *f, struct ug_client *c, const char *
 				break;
 			continue;
 		}
-		ug_store_mdelta_put(f->s, channel, v[i], version, md, md_len);
+		ug_store_mdelta_put(f->s, channel, from, version, md, md_len);
 		free(md);
 	}
 	free(v);

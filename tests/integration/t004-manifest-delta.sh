@@ -43,8 +43,20 @@ md=$(json_get "$T/out" '.pairs[0].manifest_delta_bytes')
 ok "manifest delta $md bytes < 10% of compressed manifest $full bytes"
 
 [ -f "$R/manifests/stable/2.from-1.zst" ] || fail "manifest delta file missing"
+# each version is also kept compressed on its own ("from 0"), what a
+# server or terminal without an earlier manifest fetches
+for v in 1 2; do
+	[ -f "$R/manifests/stable/$v.from-0.zst" ] || fail "compressed manifest $v missing"
+done
+[ "$(stat -c %s "$R/manifests/stable/2.from-0.zst")" -eq "$full" ] ||
+	fail "compressed manifest is not the $full bytes publish reported"
 run_ug 0 verify
-expect_in "$T/out" "1 manifest deltas" "verify checked the manifest delta"
-ok "verify reproduced the manifest from the delta"
+expect_in "$T/out" " 3 manifest deltas" "verify checked the manifest deltas"
+ok "verify reproduced the manifest from the delta and from the compressed copies"
+# a corrupt compressed copy is found
+flip_byte "$R/manifests/stable/2.from-0.zst"
+run_ug 3 verify
+expect_in "$T/err" "manifest delta from 0 is corrupt" "verify names the damaged copy"
+ok "a damaged compressed manifest is reported"
 
 done_testing

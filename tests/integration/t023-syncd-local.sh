@@ -51,6 +51,9 @@ run_ug 0 -R "$S" verify --pubkey "$T/key.pub"
 sent=$("$SYNCD" --stats --repo "$M" | jq '.sent.object.bytes')
 [ "$sent" -eq $((stored - 50000)) ] || fail "sent $sent object bytes, expected $stored - 50000 (no resume?)"
 [ ! -e "$S/tmp/dl-o-$blob" ] || fail "the partial download was left behind"
+[ "$("$SYNCD" --stats --repo "$M" | jq '.sent.manifest.count')" -eq 0 ] ||
+	fail "the plain manifest was sent instead of its compressed copy"
+[ -f "$S/manifests/stable/1.from-0.zst" ] || fail "the server did not keep the compressed manifest"
 ok "local transport: version 1 replicated and verified; a partial download resumed at its offset"
 
 echo two >"$T/tree/a.txt"

@@ -813,9 +813,9 @@ static bool bad_msg(unsigned i, struct ug_msg *m, const char **want)
 		*want = "GET: version 0";
 		return true;
 	case 32:
-		*m = mk(UG_MSG_GET), m->kind = UG_BLOB_MDELTA, m->ver = 5;
+		*m = mk(UG_MSG_GET), m->kind = UG_BLOB_MDELTA, m->ver = 5, m->from = 6;
 		snprintf(m->channel, sizeof(m->channel), "stable");
-		*want = "GET: manifest delta from 0 to 5 is not forward";
+		*want = "GET: manifest delta from 6 to 5 is not forward";
 		return true;
 	case 33:
 		*m = mk(UG_MSG_GET), m->kind = UG_BLOB_MDELTA, m->ver = 5, m->from = 5;
