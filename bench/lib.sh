@@ -131,6 +131,30 @@ unpack() {
 	chmod -R u+rwX "$2"
 }
 
+# prepare_pair ID NAME OLD NEW WHAT OLD_DIR NEW_DIR: resolve the release
+# pair in the registry (the next available versions if these are gone),
+# download and unpack both trees, and record their sizes in R and the
+# pair's label in LABEL (associative arrays of the calling script).
+# shellcheck disable=SC2034,SC2004 # R and LABEL are the caller's -A arrays
+prepare_pair() {
+	local id=$1 name=$2 old=$3 new=$4 what=$5 odir=$6 ndir=$7 uold unew ot nt
+	read -r uold unew < <(resolve_pair "$name" "$old" "$new") ||
+		die "$id: cannot list the versions of '$name'"
+	[ -n "${unew:-}" ] || die "$id: no consecutive versions of '$name' found"
+	if [ "$uold $unew" != "$old $new" ]; then
+		log "$id: $name $old -> $new is not in the registry; using $uold -> $unew"
+	fi
+	log "$id: $name $uold -> $unew ($what)"
+	ot=$(fetch "$name" "$uold")
+	nt=$(fetch "$name" "$unew")
+	unpack "$ot" "$odir"
+	unpack "$nt" "$ndir"
+	R[$id.old_bytes]=$(find "$odir" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+	R[$id.new_bytes]=$(find "$ndir" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+	R[$id.new_files]=$(find "$ndir" -type f | wc -l)
+	LABEL[$id]="$id: $name $uold → $unew"
+}
+
 # ---------------------------------------------------------------- numbers
 
 commas() { echo "$1" | sed -e :a -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/;ta'; }

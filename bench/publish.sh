@@ -321,21 +321,7 @@ t0=$(date +%s)
 for p in "${PAIRS[@]}"; do
 	IFS='|' read -r id name old new what <<<"$p"
 	[ -z "$only" ] || [ "$only" = "$id" ] || continue
-	read -r uold unew < <(resolve_pair "$name" "$old" "$new") ||
-		die "$id: cannot list the versions of '$name'"
-	[ -n "${unew:-}" ] || die "$id: no consecutive versions of '$name' found"
-	if [ "$uold $unew" != "$old $new" ]; then
-		log "$id: $name $old -> $new is not in the registry; using $uold -> $unew"
-	fi
-	log "$id: $name $uold -> $unew ($what)"
-	ot=$(fetch "$name" "$uold")
-	nt=$(fetch "$name" "$unew")
-	unpack "$ot" "$W/$id/old"
-	unpack "$nt" "$W/$id/new"
-	R[$id.old_bytes]=$(find "$W/$id/old" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
-	R[$id.new_bytes]=$(find "$W/$id/new" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
-	R[$id.new_files]=$(find "$W/$id/new" -type f | wc -l)
-	LABEL[$id]="$id: $name $uold → $unew"
+	prepare_pair "$id" "$name" "$old" "$new" "$what" "$W/$id/old" "$W/$id/new"
 	[ "$skip_upgrid" = 1 ] || measure_upgrid "$id" "$W/$id/old" "$W/$id/new"
 	measure_rsync "$id" "$W/$id/old" "$W/$id/new"
 	measure_per_file "$id" "$W/$id/old" "$W/$id/new"

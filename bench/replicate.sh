@@ -411,21 +411,7 @@ t_start=$(date +%s)
 for p in "${PAIRS[@]}"; do
 	IFS='|' read -r id name old new what <<<"$p"
 	[ -z "$only" ] || [ "$only" = "$id" ] || continue
-	read -r uold unew < <(resolve_pair "$name" "$old" "$new") ||
-		die "$id: cannot list the versions of '$name'"
-	[ -n "${unew:-}" ] || die "$id: no consecutive versions of '$name' found"
-	if [ "$uold $unew" != "$old $new" ]; then
-		log "$id: $name $old -> $new is not in the registry; using $uold -> $unew"
-	fi
-	log "$id: $name $uold -> $unew ($what)"
-	ot=$(fetch "$name" "$uold")
-	nt=$(fetch "$name" "$unew")
-	unpack "$ot" "$W/$id/tree1"
-	unpack "$nt" "$W/$id/tree2"
-	R[$id.old_bytes]=$(find "$W/$id/tree1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
-	R[$id.new_bytes]=$(find "$W/$id/tree2" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
-	R[$id.new_files]=$(find "$W/$id/tree2" -type f | wc -l)
-	LABEL[$id]="$id: $name $uold → $unew"
+	prepare_pair "$id" "$name" "$old" "$new" "$what" "$W/$id/tree1" "$W/$id/tree2"
 	setup_cluster "$id"
 	for ph in 1 2; do
 		publish "$id" "$ph" "$W/$id/tree$ph"

@@ -1359,55 +1359,59 @@ static int load_chains(struct pub *p, struct ug_cluster **ret, struct ug_error *
 
 #define MANIFEST_BIG_LEVEL 3
 
+int ug_publish_mdelta(struct ug_store *s, const char *channel, uint64_t from, uint64_t to,
+		      const char *json, size_t len, const char *prefix, size_t prefix_len,
+		      size_t keep_below, size_t *ret_len)
+{
+	int level = s->cfg.level;
+	uint8_t *d;
+	size_t dl;
+	int r;
+
+	/* Level 19 on a big manifest (100,000 files: 24 MB) takes ~20 s per
+	 * delta for a few hundred bytes less (level 3: 0.2 s): above 1 MiB
+	 * use a fast level, so a one-file change on a big tree publishes in
+	 * seconds. */
+	if (len > (1u << 20) && level > MANIFEST_BIG_LEVEL)
+		level = MANIFEST_BIG_LEVEL;
+	r = ug_zstd_compress_buf(json, len, level, prefix, prefix_len, &d, &dl);
+	if (r < 0)
+		return r;
+	if (keep_below == 0 || dl < keep_below)
+		r = ug_store_mdelta_put(s, channel, from, to, d, dl);
+	free(d);
+	if (r == 0 && ret_len)
+		*ret_len = dl;
+	return r;
+}
+
 static int write_manifest(struct pub *p, struct ug_error *err)
 {
-	int level = p->s->cfg.level;
 	struct ug_error e = { "" };
 	char *json = NULL, *sig = NULL;
-	size_t jl, sl;
-	uint8_t *z = NULL;
-	size_t zl;
+	size_t jl, sl, zl = 0;
 	int r;
 
 	r = ug_manifest_write(p->m, &json, &jl, &e);
 	if (r < 0)
 		return ug_error_set(err, r, "cannot write manifest: %s", e.msg);
-	/* Level 19 on a big manifest (100,000 files: 24 MB) takes ~20 s per
-	 * delta for a few hundred bytes less (level 3: 0.2 s): above 1 MiB use a fast level,
-	 * so a one-file change on a big tree publishes in seconds. */
-	if (jl > (1u << 20) && level > MANIFEST_BIG_LEVEL)
-		level = MANIFEST_BIG_LEVEL;
-	r = ug_zstd_compress_buf(json, jl, level, NULL, 0, &z, &zl);
+	/* "from version 0": the manifest compressed on its own, what a new
+	 * server or terminal fetches instead of the plain document */
+	r = ug_publish_mdelta(p->s, p->o->channel, 0, p->m->version, json, jl, NULL, 0, 0, &zl);
 	if (r < 0)
 		goto out;
 	p->res.manifest_bytes = zl;
 	p->res.full_bytes += zl;
-	/* "from version 0": the manifest compressed on its own, what a new
-	 * server or terminal fetches instead of the plain document */
-	r = ug_store_mdelta_put(p->s, p->o->channel, 0, p->m->version, z, zl);
-	free(z);
-	z = NULL;
-	if (r < 0)
-		goto out;
 	/* manifest deltas: a terminal holding version V's manifest pulls only
 	 * the change */
 	for (size_t v = 0; v < p->nolds; v++) {
-		uint8_t *d;
-		size_t dl;
+		size_t dl = 0;
 
-		r = ug_zstd_compress_buf(json, jl, level, p->old_json[v], p->old_json_len[v],
-					 &d, &dl);
+		r = ug_publish_mdelta(p->s, p->o->channel, p->olds[v]->version, p->m->version, json,
+				      jl, p->old_json[v], p->old_json_len[v], zl, &dl);
 		if (r < 0)
 			goto out;
-		if (dl < p->res.manifest_bytes) {
-			r = ug_store_mdelta_put(p->s, p->o->channel, p->olds[v]->version, p->m->version, d, dl);
-			p->res.pairs[v].manifest_delta_bytes = dl;
-		} else {
-			p->res.pairs[v].manifest_delta_bytes = p->res.manifest_bytes;
-		}
-		free(d);
-		if (r < 0)
-			goto out;
+		p->res.pairs[v].manifest_delta_bytes = dl < zl ? dl : zl;
 	}
 	r = ug_sign(p->o->key, UG_SIGN_CONTEXT_MANIFEST, json, jl, &sig, &sl);
 	if (r < 0)

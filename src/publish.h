@@ -55,4 +55,14 @@ struct ug_publish_result {
 int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	       struct ug_publish_result *ret, struct ug_error *err);
 
+/* Store the manifest delta `from` -> `to` of channel: json compressed with
+ * prefix (NULL, 0 for from 0: the document compressed on its own) at the
+ * repo's level (a fast level above 1 MiB). It is stored only when smaller
+ * than keep_below bytes (0: always). *ret_len: its size, stored or not.
+ * Manifest deltas are not signed, so any server holding both documents
+ * can make them instead of downloading them. */
+int ug_publish_mdelta(struct ug_store *s, const char *channel, uint64_t from, uint64_t to,
+		      const char *json, size_t len, const char *prefix, size_t prefix_len,
+		      size_t keep_below, size_t *ret_len);
+
 #endif

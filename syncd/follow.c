@@ -12,6 +12,7 @@
 #include "delta.h"
 #include "follow.h"
 #include "manifest.h"
+#include "publish.h"
 #include "wlog.h"
 
 /* Below this, a damaged object is simply fetched again: a signature and a
@@ -635,9 +636,35 @@ fail:
 	return r;
 }
 
+static int make_mdelta(struct ug_follow *f, const char *channel, uint64_t from,
+		       uint64_t version, const char *json, size_t json_len)
+{
+	char *old = NULL, *sig = NULL;
+	size_t old_len = 0, sig_len, full = 0;
+	uint8_t *z;
+	size_t zl;
+	int r;
+
+	if (from == 0)
+		return ug_publish_mdelta(f->s, channel, 0, version, json, json_len, NULL, 0, 0, NULL);
+	r = ug_store_manifest_get(f->s, channel, from, &old, &old_len, &sig, &sig_len);
+	free(sig);
+	if (r < 0)
+		return r;
+	/* stored only when smaller than the compressed document, as publish
+	 * does; a larger one is "made" too: there is nothing to fetch */
+	if (ug_store_mdelta_get(f->s, channel, 0, version, &z, &zl) == 0) {
+		full = zl;
+		free(z);
+	}
+	r = ug_publish_mdelta(f->s, channel, from, version, json, json_len, old, old_len, full, NULL);
+	free(old);
+	return r;
+}
+
 /* Manifest deltas to this version from the ones terminals may hold. */
 static void fetch_mdeltas(struct ug_follow *f, struct ug_client *c, const char *channel,
-			  uint64_t version)
+			  uint64_t version, const char *json, size_t json_len)
 {
 	struct ug_error e = { "" };
 	uint64_t *v = NULL;
@@ -665,6 +692,10 @@ static void fetch_mdeltas(struct ug_follow *f, struct ug_client *c, const char *
 			free(have);
 			continue;
 		}
+		/* made here when the older document is held: not signed, and
+		 * checked by whoever uses it against the signature of N */
+		if (make_mdelta(f, channel, from, version, json, json_len) == 0)
+			continue;
 		if (ug_client_get_buf(c, &b, UG_MANIFEST_MAX, &md, &md_len, &e) < 0) {
 			if (c->broken)
 				break;
@@ -695,7 +726,7 @@ static int replicate(struct ug_follow *f, struct ug_client *c, const char *chann
 	if (r == 0)
 		r = complete_deltas(f, c, m, false, &made, err);
 	if (r == 0)
-		fetch_mdeltas(f, c, channel, version);
+		fetch_mdeltas(f, c, channel, version, json, json_len);
 	if (r == 0)
 		r = ug_store_manifest_put(f->s, channel, version, json, json_len, sig, sig_len);
 	/* the ref moves last: only now is the version served downstream */
