@@ -161,6 +161,8 @@ static int parse_args(int argc, char **argv, struct cmdline *cl)
 		return usage_error("--once and --daemon exclude each other");
 	if (!cl->serve && (cl->read_only || cl->max_sessions || cl->retry_after || cl->name))
 		return usage_error("--read-only, --max-sessions, --retry-after and --name go with --serve");
+	if ((cl->serve || cl->stats) && (cl->config || cl->scrub))
+		return usage_error("-f and --scrub go with following, not with --serve or --stats");
 	return 0;
 }
 
@@ -289,7 +291,11 @@ static int run_follow(const struct cmdline *cl)
 	}
 	r = ug_store_lock(f.s, false);
 	if (r < 0) {
-		ug_wlog(UG_WLOG_ERR, "repo '%s' is locked by another upgrid-syncd or publish", conf.repo);
+		if (r == -EWOULDBLOCK)
+			ug_wlog(UG_WLOG_ERR, "repo '%s' is locked by another upgrid-syncd or publish; "
+				"it is safe to run again later", conf.repo);
+		else
+			ug_wlog(UG_WLOG_ERR, "cannot lock repo '%s': %s", conf.repo, strerror(-r));
 		rc = r == -EWOULDBLOCK ? UG_EXIT_LOCKED : UG_EXIT_FAILURE;
 		goto out;
 	}
@@ -364,8 +370,12 @@ int main(int argc, char **argv)
 	/* a serving session keeps SIGTERM's default: it holds nothing that
 	 * needs finishing (a slot lock the kernel drops, temp files renamed
 	 * into place only when complete) */
-	if (cl.serve)
+	if (cl.serve) {
+		/* stderr goes back to the client through sshd: the server's
+		 * own record of its sessions is syslog */
+		ug_wlog_syslog(true);
 		return run_serve(&cl);
+	}
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);

@@ -136,6 +136,11 @@ set +e
 "$SYNCD" --once --serve >"$T/out" 2>&1; st=$?
 set -e
 [ $st -eq 2 ] || fail "conflicting options: exit $st, expected 2"
+set +e
+"$SYNCD" --serve --repo "$S" --scrub </dev/null >"$T/out" 2>&1; st=$?
+set -e
+[ $st -eq 2 ] || fail "--scrub with --serve: exit $st, expected 2"
+expect_in "$T/out" "go with following" "says which options go together"
 ok "bad settings exit 2 naming file and line; a missing file exits 5; bad options exit 2"
 
 # missing repo: exit 5 with a hint
