@@ -438,6 +438,10 @@ static int object_compress(struct ug_store *s, int src_fd, const void *mem, size
 										  : ZSTD_CONTENTSIZE_UNKNOWN;
 		if (pledged != ZSTD_CONTENTSIZE_UNKNOWN)
 			ZSTD_CCtx_setPledgedSrcSize(cctx, pledged);
+		/* a libzstd without threads refuses: then it stays single */
+		if (s->object_workers > 0 && pledged != ZSTD_CONTENTSIZE_UNKNOWN &&
+		    pledged > (8u << 20))
+			(void)ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, (int)s->object_workers);
 	}
 	r = ug_write_all(out_fd, header, sizeof(header));
 	if (r < 0)

@@ -42,6 +42,10 @@ struct ug_store {
 	char *path;
 	int lockfd;
 	struct ug_store_config cfg;
+	/* zstd worker threads for objects over 8 MiB (0: none). Publish
+	 * compresses many objects in parallel and leaves it 0; upgrid-syncd
+	 * stores rebuilt objects one at a time and sets it to the CPUs. */
+	unsigned object_workers;
 };
 
 enum ug_store_kind { UG_STORE_OBJECTS, UG_STORE_DELTAS };

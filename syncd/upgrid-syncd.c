@@ -301,6 +301,9 @@ static int run_follow(const struct cmdline *cl)
 	}
 	f.conf = &conf;
 	f.stop = &stop_flag;
+	/* objects rebuilt from deltas are stored one at a time: let zstd use
+	 * every CPU for the big ones */
+	f.s->object_workers = ug_ncpus() > 1 ? ug_ncpus() : 0;
 	f.copts = (struct ug_client_opts){
 		.name = conf.name ? conf.name : "upgrid-syncd",
 		.identity = conf.identity,

@@ -640,6 +640,30 @@ Test(store, object_put_fd_large_file)
 	free(data);
 }
 
+Test(store, object_put_with_workers)
+{
+	/* above 8 MiB with workers: zstd's multi-threaded frames are still
+	 * one frame the reader decodes and verifies the same way */
+	const size_t n = (9u << 20) + 777;
+	uint8_t *data = make_data(n, 11);
+	struct ug_hash h = { { 0 } }, want;
+	char path[512];
+	int fd;
+
+	ug_hash_buf(data, n, &want, NULL);
+	path_in(path, sizeof(path), tmpdir, "big.bin");
+	write_file(path, data, n);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	S->object_workers = 2;
+	cr_assert_eq(ug_store_object_put_fd(S, fd, &h, NULL, NULL), 0);
+	close(fd);
+	cr_assert(ug_hash_eq(&h, &want));
+	assert_extract_eq(&h, data, n);
+	cr_assert_eq(ug_store_object_verify(S, &h, NULL), 0);
+	free(data);
+}
+
 Test(store, object_put_fd_and_buf_agree)
 {
 	uint8_t *data = make_data(300000, 3);
