@@ -36,18 +36,21 @@ struct ug_cluster *ug_cluster_new(void)
 	return calloc(1, sizeof(struct ug_cluster));
 }
 
-static void server_release(struct ug_server *s)
+void ug_server_release(struct ug_server *s)
 {
+	if (!s)
+		return;
 	free(s->name);
 	free(s->user);
 	free(s->host);
 	free(s->repo);
+	memset(s, 0, sizeof(*s));
 }
 
 static void group_release(struct ug_group *g)
 {
 	for (size_t j = 0; g->servers && j < g->nservers; j++)
-		server_release(&g->servers[j]);
+		ug_server_release(&g->servers[j]);
 	free(g->servers);
 	free(g->name);
 }
@@ -720,7 +723,7 @@ static int cluster_handler(void *user, const char *section, const char *name,
 	if (!srv.name || !srv.repo || !servers) {
 		if (servers)
 			g->servers = servers;
-		server_release(&srv);
+		ug_server_release(&srv);
 		cp_fail(cp, line, -ENOMEM, "out of memory");
 		return 0;
 	}

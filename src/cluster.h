@@ -51,6 +51,9 @@ struct ug_cluster {
 	size_t ngroups;
 };
 
+/* Free a server's strings and zero it (NULL is a no-op). */
+void ug_server_release(struct ug_server *s);
+
 struct ug_cluster *ug_cluster_new(void);
 void ug_cluster_free(struct ug_cluster *c);
 struct ug_cluster *ug_cluster_dup(const struct ug_cluster *c);

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <ini.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -568,4 +569,162 @@ char *ug_ini_read_line(char *str, int num, void *stream)
 	cr->p += n;
 	cr->left -= n;
 	return str;
+}
+
+/* ---- INI settings files --------------------------------------------------- */
+
+struct ini_file {
+	struct ug_ini_reader rd;
+	ug_ini_handler_fn handler;
+	void *ctx;
+	struct ug_error e;	/* the handler's message for rc */
+	int rc;			/* the first error of a handler, 0 if none */
+	int line;		/* its line */
+};
+
+/* what inih strips (C locale isspace), the newline aside */
+static bool ini_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static void ini_fail(struct ini_file *f, int rc)
+{
+	if (!f->e.msg[0])
+		snprintf(f->e.msg, sizeof(f->e.msg), "%s", strerror(-rc));
+	f->rc = rc;
+	f->line = f->rd.line;
+}
+
+/* s starts with '['. inih ends the name at the first ']', or fails the
+ * line (a syntax error it reports) at a " ;" comment or the end before
+ * one; it ignores what follows the ']', which we do not. */
+static void ini_section(struct ini_file *f, char *s)
+{
+	char *end, *p;
+	int r;
+
+	for (end = s + 1; *end && *end != ']'; end++)
+		if (*end == ';' && ini_blank(end[-1]))
+			return;
+	if (*end != ']')
+		return;
+	for (p = end + 1; ini_blank(*p) || *p == '\n'; p++)
+		;
+	if (*p && *p != ';' && *p != '#') {
+		ug_error_set(&f->e, -EINVAL, "text after the ']' of a section header");
+		ini_fail(f, -EINVAL);
+		return;
+	}
+	*end = '\0';
+	r = f->handler(f->ctx, f->rd.line, s + 1, NULL, NULL, &f->e);
+	*end = ']';
+	if (r < 0)
+		ini_fail(f, r);
+}
+
+static char *ini_next_line(char *str, int num, void *stream)
+{
+	struct ini_file *f = stream;
+	size_t skip = 0;
+	char *s;
+
+	if (f->rc < 0)
+		return NULL;	/* stop at the first error */
+	s = ug_ini_read_line(str, num, &f->rd);
+	if (!s)
+		return NULL;
+	if (f->rd.line == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+		skip = 3;
+	/* inih would hand an indented line to the setting above it as a
+	 * continuation of its value */
+	while (ini_blank(s[skip]))
+		skip++;
+	if (skip)
+		memmove(s, s + skip, strlen(s + skip) + 1);
+	if (s[0] == '[')
+		ini_section(f, s);
+	return f->rc < 0 ? NULL : s;
+}
+
+static int ini_on_setting(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_file *f = user;
+	int r;
+
+	/* after a syntax error inih goes on: what follows is not reported */
+	if (f->rc < 0)
+		return 1;
+	r = f->handler(f->ctx, f->rd.line, section, name, value, &f->e);
+	if (r < 0)
+		ini_fail(f, r);
+	return 1;
+}
+
+int ug_ini_parse_file(const char *path, size_t max, ug_ini_handler_fn handler,
+		      void *ctx, struct ug_error *err)
+{
+	struct ini_file f = { .handler = handler, .ctx = ctx };
+	const char *nul, *line_start;
+	char *real, *text = NULL;
+	int nul_line = 0, r;
+	size_t len;
+
+	real = realpath(path, NULL);
+	if (!real) {
+		r = -errno;
+		return ug_error_set(err, r, "cannot read settings file '%s': %s", path, strerror(-r));
+	}
+	r = ug_file_read(AT_FDCWD, real, max, &text, &len);
+	free(real);
+	if (r == -E2BIG)
+		return ug_error_set(err, -EINVAL, "settings file '%s' is larger than %zu bytes",
+				    path, max);
+	if (r == -EINVAL)
+		return ug_error_set(err, -EINVAL, "settings file '%s' is not a regular file", path);
+	if (r < 0)
+		return ug_error_set(err, r, "cannot read settings file '%s': %s", path, strerror(-r));
+	/* inih reads C strings: a NUL would silently end its line. Parse the
+	 * lines before it, so an error there is still the one reported. */
+	f.rd.p = text;
+	f.rd.left = len;
+	nul = memchr(text, '\0', len);
+	if (nul) {
+		nul_line = 1;
+		line_start = text;
+		for (const char *c = text; c < nul; c++)
+			if (*c == '\n') {
+				nul_line++;
+				line_start = c + 1;
+			}
+		f.rd.left = (size_t)(line_start - text);
+	}
+	r = ini_parse_stream(ini_next_line, &f, ini_on_setting, &f);
+	free(text);
+	if (r < 0)
+		return ug_error_set(err, -ENOMEM, "cannot parse '%s': out of memory", path);
+	if (f.rc < 0 && (r == 0 || f.line <= r))
+		return ug_error_set(err, f.rc, "'%s': line %d: %s", path, f.line, f.e.msg);
+	if (r > 0)
+		return ug_error_set(err, -EINVAL,
+				    "'%s': line %d: syntax error; expected '[SECTION]', 'NAME = VALUE' or a comment",
+				    path, r);
+	if (f.rd.too_long)
+		return ug_error_set(err, -EINVAL, "'%s': line %d: longer than %d bytes", path,
+				    f.rd.line, f.rd.line_max);
+	if (nul)
+		return ug_error_set(err, -EINVAL, "'%s': line %d: contains a NUL byte", path,
+				    nul_line);
+	return 0;
+}
+
+int ug_str_set(char **dst, const char *v)
+{
+	char *d = strdup(v);
+
+	if (!d)
+		return -ENOMEM;
+	free(*dst);
+	*dst = d;
+	return 0;
 }

@@ -85,6 +85,10 @@ bool ug_utf8_valid(const char *s, size_t len);
  * or '-' (it becomes a directory name and a command-line argument). */
 int ug_channel_check(const char *channel, struct ug_error *err);
 
+/* Replace *dst with a copy of v (the old string is freed); -ENOMEM
+ * leaves *dst as it was. */
+int ug_str_set(char **dst, const char *v);
+
 /* Write all of buf to fd, retrying on EINTR and short writes. */
 int ug_write_all(int fd, const void *buf, size_t len);
 /* Read exactly len bytes; -EBADMSG if EOF comes first. */
@@ -162,6 +166,36 @@ struct ug_ini_reader {
 	bool too_long;
 };
 char *ug_ini_read_line(char *str, int num, void *stream);
+
+/* Called by ug_ini_parse_file for each line that matters, in file order:
+ *  - at a section header, with section the whole name between the
+ *    brackets, and name and value NULL (inih itself never reports a
+ *    section that holds no setting, and cuts long names);
+ *  - at a setting, with section as inih has it ("" before any header),
+ *    and name and value with the blanks around them removed.
+ * line is the 1-based line of the file. Return 0 to go on, or a negative
+ * errno to stop with the reason in err (never NULL; lowercase, naming
+ * the setting but not the file or line, which the caller adds). */
+typedef int (*ug_ini_handler_fn)(void *ctx, int line, const char *section,
+				 const char *name, const char *value,
+				 struct ug_error *err);
+
+/* Read the INI settings file at path (a final symlink is followed: it is
+ * a file the administrator names) and feed it to handler one line at a
+ * time, through inih with the rules of upgrid.conf(5): comments start
+ * with '#' or ';' (or " ;" within a line), blanks at the start of a line
+ * are ignored (so a line is never the continuation of the one above), a
+ * line is at most inih's buffer less its newline and NUL (198 bytes with
+ * Debian's libinih), anything but blanks or a comment after a section
+ * header's ']' is an error. Parsing stops at the first error, which is
+ * the one reported: the handler's, inih's syntax error, an overlong line
+ * or a NUL byte, whichever comes first in the file, as
+ * "'PATH': line N: ...". Returns 0; -ENOENT (or another -errno) if the
+ * file cannot be read, with "cannot read settings file 'PATH': ..."; the
+ * handler's error; -EINVAL for anything else wrong with the file (not a
+ * regular file, larger than max bytes, syntax); -ENOMEM. */
+int ug_ini_parse_file(const char *path, size_t max, ug_ini_handler_fn handler,
+		      void *ctx, struct ug_error *err);
 
 #include "banned.h"
 

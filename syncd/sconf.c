@@ -1,8 +1,6 @@
 /* sconf.c - upgrid-syncd's settings file. */
 #include "config.h"
 
-#include <fcntl.h>
-#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,20 +20,11 @@ void ug_sconf_init(struct ug_sconf *c)
 	c->scrub_hours = 24;
 }
 
-static void server_release(struct ug_server *s)
-{
-	free(s->name);
-	free(s->user);
-	free(s->host);
-	free(s->repo);
-	memset(s, 0, sizeof(*s));
-}
-
 void ug_sconf_release(struct ug_sconf *c)
 {
 	free(c->repo);
 	free(c->name);
-	server_release(&c->master);
+	ug_server_release(&c->master);
 	free(c->master_key);
 	free(c->identity);
 	free(c->known_hosts);
@@ -43,25 +32,6 @@ void ug_sconf_release(struct ug_sconf *c)
 	for (unsigned i = 0; i < c->nchannels; i++)
 		free(c->channels[i]);
 	memset(c, 0, sizeof(*c));
-}
-
-struct sparse {
-	struct ug_sconf *c;
-	struct ug_error *err;
-	const struct ug_ini_reader *rd;
-	int rc;
-	int line;
-};
-
-static int set_str(char **dst, const char *v)
-{
-	char *d = strdup(v);
-
-	if (!d)
-		return -ENOMEM;
-	free(*dst);
-	*dst = d;
-	return 0;
 }
 
 static int set_uint(unsigned *dst, const char *v, unsigned max, struct ug_error *err,
@@ -92,17 +62,17 @@ static int set_master(struct ug_server *m, const char *v, struct ug_error *err)
 	if (strcmp(addr, "-") != 0) {
 		r = ug_server_parse_address(addr, &s, err);
 		if (r < 0) {
-			server_release(&s);
+			ug_server_release(&s);
 			return r;
 		}
 	}
 	s.name = strdup("master");
 	s.repo = strdup(repo);
 	if (!s.name || !s.repo) {
-		server_release(&s);
+		ug_server_release(&s);
 		return -ENOMEM;
 	}
-	server_release(m);
+	ug_server_release(m);
 	*m = s;
 	return 0;
 }
@@ -133,96 +103,55 @@ static int set_channels(struct ug_sconf *c, const char *v, struct ug_error *err)
 	return 0;
 }
 
-static int handler(void *user, const char *section, const char *name, const char *value)
+static int handler(void *ctx, int line, const char *section, const char *name,
+		   const char *value, struct ug_error *err)
 {
-	struct sparse *p = user;
-	struct ug_sconf *c = p->c;
-	struct ug_error *err = p->err;
-	int r;
+	struct ug_sconf *c = ctx;
 
-	/* inih stops at a handler returning 0; keep going so the first
-	 * error (p->rc) is the one reported, with its line */
-	if (p->rc < 0)
-		return 1;
-	p->line = p->rd->line;
-	if (strcmp(section, "syncd") != 0) {
-		r = ug_error_set(err, -EINVAL, "'%s' is outside the [syncd] section", name);
-		goto out;
-	}
+	(void)line;
+	/* an empty section of another name is harmless: its settings are
+	 * refused below */
+	if (!name)
+		return 0;
+	if (strcmp(section, "syncd") != 0)
+		return ug_error_set(err, -EINVAL, "'%s' is outside the [syncd] section", name);
 	if (!strcmp(name, "repo") || !strcmp(name, "master-key") ||
 	    !strcmp(name, "identity") || !strcmp(name, "known-hosts")) {
 		char **dst = !strcmp(name, "repo") ? &c->repo :
 			     !strcmp(name, "master-key") ? &c->master_key :
 			     !strcmp(name, "identity") ? &c->identity : &c->known_hosts;
 		if (value[0] != '/')
-			r = ug_error_set(err, -EINVAL, "%s must be an absolute path, not '%s'", name, value);
-		else
-			r = set_str(dst, value);
+			return ug_error_set(err, -EINVAL, "%s must be an absolute path, not '%s'",
+					    name, value);
+		return ug_str_set(dst, value);
 	} else if (!strcmp(name, "name")) {
-		r = ug_cluster_name_check(value, err);
-		if (r == 0)
-			r = set_str(&c->name, value);
+		int r = ug_cluster_name_check(value, err);
+		return r < 0 ? r : ug_str_set(&c->name, value);
 	} else if (!strcmp(name, "serve-command")) {
-		r = set_str(&c->serve_command, value);
+		return ug_str_set(&c->serve_command, value);
 	} else if (!strcmp(name, "master")) {
-		r = set_master(&c->master, value, err);
+		return set_master(&c->master, value, err);
 	} else if (!strcmp(name, "channels")) {
-		r = set_channels(c, value, err);
+		return set_channels(c, value, err);
 	} else if (!strcmp(name, "connect-timeout")) {
-		r = set_uint(&c->connect_timeout, value, 3600, err, name);
+		return set_uint(&c->connect_timeout, value, 3600, err, name);
 	} else if (!strcmp(name, "idle-timeout")) {
-		r = set_uint(&c->idle_timeout, value, 86400, err, name);
+		return set_uint(&c->idle_timeout, value, 86400, err, name);
 	} else if (!strcmp(name, "keepalive")) {
-		r = set_uint(&c->keepalive, value, 3600, err, name);
+		return set_uint(&c->keepalive, value, 3600, err, name);
 	} else if (!strcmp(name, "wait")) {
-		r = set_uint(&c->wait, value, 3600, err, name);
+		return set_uint(&c->wait, value, 3600, err, name);
 	} else if (!strcmp(name, "retry")) {
-		r = set_uint(&c->retry, value, 86400, err, name);
+		return set_uint(&c->retry, value, 86400, err, name);
 	} else if (!strcmp(name, "scrub-hours")) {
-		r = set_uint(&c->scrub_hours, value, 24 * 365, err, name);
-	} else {
-		r = ug_error_set(err, -EINVAL, "unknown setting '%s' (see upgrid.conf(5))", name);
+		return set_uint(&c->scrub_hours, value, 24 * 365, err, name);
 	}
-out:
-	if (r < 0)
-		p->rc = r;
-	return 1;
+	return ug_error_set(err, -EINVAL, "unknown setting '%s' (see upgrid.conf(5))", name);
 }
 
 int ug_sconf_load(struct ug_sconf *c, const char *path, struct ug_error *err)
 {
-	struct ug_ini_reader rd = { 0 };
-	struct sparse p = { .c = c, .err = err, .rd = &rd };
-	char *text = NULL;
-	size_t len;
-	int r;
-
-	r = ug_file_read(AT_FDCWD, path, SCONF_FILE_MAX, &text, &len);
-	if (r < 0)
-		return ug_error_set(err, r, "cannot read settings file '%s': %s", path,
-				    r == -E2BIG ? "larger than 64 KiB" : strerror(-r));
-	if (strlen(text) != len) {
-		free(text);
-		return ug_error_set(err, -EINVAL, "'%s' contains a NUL byte", path);
-	}
-	rd.p = text;
-	rd.left = len;
-	rd.line_max = UG_CONFIG_LINE_MAX;
-	r = ini_parse_stream(ug_ini_read_line, &rd, handler, &p);
-	free(text);
-	if (r < 0)
-		return ug_error_set(err, -ENOMEM, "cannot parse '%s': out of memory", path);
-	if (p.rc < 0 && (r == 0 || p.line <= r)) {
-		char msg[sizeof(err->msg)];
-		snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
-		return ug_error_set(err, p.rc, "'%s': line %d: %s", path, p.line, msg);
-	}
-	if (r != 0)
-		return ug_error_set(err, -EINVAL, "'%s': line %d: syntax error", path, r);
-	if (rd.too_long)
-		return ug_error_set(err, -EINVAL, "'%s': line %d: longer than %d bytes", path,
-				    rd.line, rd.line_max);
-	return 0;
+	return ug_ini_parse_file(path, SCONF_FILE_MAX, handler, c, err);
 }
 
 int ug_sconf_check(const struct ug_sconf *c, struct ug_error *err)

@@ -122,17 +122,6 @@ static void settings_release(struct settings *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int set_str(char **dst, const char *v)
-{
-	char *c = strdup(v);
-
-	if (!c)
-		return -ENOMEM;
-	free(*dst);
-	*dst = c;
-	return 0;
-}
-
 struct seconds_opt {
 	const char *name;
 	int64_t min, max;
@@ -192,14 +181,14 @@ static int conf_handler(void *user, const char *section, const char *name, const
 			cp->rc = ug_error_set(cp->err, -EINVAL, "empty value for '%s'", name);
 			return 0;
 		}
-		r = set_str(name[0] == 'r' ? &s->repo : name[0] == 'k' ? &s->key : &s->tree, value);
+		r = ug_str_set(name[0] == 'r' ? &s->repo : name[0] == 'k' ? &s->key : &s->tree, value);
 	} else if (strcmp(name, "channel") == 0) {
 		if (ug_channel_check(value, &e) < 0) {
 			cp->rc = ug_error_set(cp->err, -EINVAL, "bad value '%s' for 'channel': %s",
 					      value, e.msg);
 			return 0;
 		}
-		r = set_str(&s->channel, value);
+		r = ug_str_set(&s->channel, value);
 	} else if (strcmp(name, opt_quiet.name) == 0) {
 		r = parse_seconds(&opt_quiet, value, &s->quiet_ns, cp->err);
 	} else if (strcmp(name, opt_max_delay.name) == 0) {
@@ -299,17 +288,17 @@ static int settings_load(const struct cmdline *cl, struct settings *s, struct ug
 	s->quiet_ns = QUIET_DEFAULT;
 	s->max_delay_ns = MAX_DELAY_DEFAULT;
 	s->rescan_ns = RESCAN_DEFAULT;
-	if (set_str(&s->repo, env_repo && *env_repo ? env_repo : UG_DEFAULT_REPO) < 0 ||
-	    set_str(&s->key, env_key && *env_key ? env_key : UG_DEFAULT_KEY) < 0 ||
-	    set_str(&s->channel, UG_DEFAULT_CHANNEL) < 0)
+	if (ug_str_set(&s->repo, env_repo && *env_repo ? env_repo : UG_DEFAULT_REPO) < 0 ||
+	    ug_str_set(&s->key, env_key && *env_key ? env_key : UG_DEFAULT_KEY) < 0 ||
+	    ug_str_set(&s->channel, UG_DEFAULT_CHANNEL) < 0)
 		return ug_error_set(err, -ENOMEM, "out of memory");
 	r = conf_load(cl->config ? cl->config : DEFAULT_CONFIG, cl->config != NULL, s, err);
 	if (r < 0)
 		return r;
-	if ((cl->repo && set_str(&s->repo, cl->repo) < 0) ||
-	    (cl->key && set_str(&s->key, cl->key) < 0) ||
-	    (cl->channel && set_str(&s->channel, cl->channel) < 0) ||
-	    (cl->tree && set_str(&s->tree, cl->tree) < 0))
+	if ((cl->repo && ug_str_set(&s->repo, cl->repo) < 0) ||
+	    (cl->key && ug_str_set(&s->key, cl->key) < 0) ||
+	    (cl->channel && ug_str_set(&s->channel, cl->channel) < 0) ||
+	    (cl->tree && ug_str_set(&s->tree, cl->tree) < 0))
 		return ug_error_set(err, -ENOMEM, "out of memory");
 	if ((cl->quiet && parse_seconds(&opt_quiet, cl->quiet, &s->quiet_ns, err) < 0) ||
 	    (cl->max_delay && parse_seconds(&opt_max_delay, cl->max_delay, &s->max_delay_ns, err) < 0) ||
