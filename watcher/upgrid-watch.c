@@ -30,7 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <ini.h>
 
 #include "cli.h"
 #include "debounce.h"
@@ -149,104 +148,61 @@ static int parse_seconds(const struct seconds_opt *o, const char *v, int64_t *re
 
 /* The settings file goes through inih via ug_ini_read_line (util.h), as
  * REPO/config does, for line numbers and overlong lines. */
-struct conf_parse {
-	struct settings *s;
-	struct ug_error *err;
-	const struct ug_ini_reader *rd;
-	int rc;
-	int line;
-};
-
-static int conf_handler(void *user, const char *section, const char *name, const char *value)
+/* A line of the settings file (ug_ini_parse_file). */
+static int conf_handler(void *ctx, int line, const char *section, const char *name,
+			const char *value, struct ug_error *err)
 {
-	struct conf_parse *cp = user;
+	struct settings *s = ctx;
 	struct ug_error e = { "" };
-	struct settings *s = cp->s;
 	int r = 0;
 
-	if (cp->rc < 0)
+	(void)line;
+	if (!name)              /* a section header: any is fine */
 		return 0;
-	cp->line = cp->rd->line;
-	if (!section[0]) {
-		cp->rc = ug_error_set(cp->err, -EINVAL,
-				      "'%s' is outside a section (upgrid-watch reads [watch])", name);
-		return 0;
-	}
+	if (!section[0])
+		return ug_error_set(err, -EINVAL,
+				    "'%s' is outside a section (upgrid-watch reads [watch])", name);
 	/* the file is shared by the upgrid programs: other sections are
 	 * theirs */
 	if (strcmp(section, "watch") != 0)
-		return 1;
+		return 0;
 	if (strcmp(name, "repo") == 0 || strcmp(name, "key") == 0 || strcmp(name, "tree") == 0) {
-		if (!*value) {
-			cp->rc = ug_error_set(cp->err, -EINVAL, "empty value for '%s'", name);
-			return 0;
-		}
+		if (!*value)
+			return ug_error_set(err, -EINVAL, "empty value for '%s'", name);
 		r = ug_str_set(name[0] == 'r' ? &s->repo : name[0] == 'k' ? &s->key : &s->tree, value);
 	} else if (strcmp(name, "channel") == 0) {
-		if (ug_channel_check(value, &e) < 0) {
-			cp->rc = ug_error_set(cp->err, -EINVAL, "bad value '%s' for 'channel': %s",
-					      value, e.msg);
-			return 0;
-		}
+		if (ug_channel_check(value, &e) < 0)
+			return ug_error_set(err, -EINVAL, "bad value '%s' for 'channel': %s", value, e.msg);
 		r = ug_str_set(&s->channel, value);
 	} else if (strcmp(name, opt_quiet.name) == 0) {
-		r = parse_seconds(&opt_quiet, value, &s->quiet_ns, cp->err);
+		r = parse_seconds(&opt_quiet, value, &s->quiet_ns, err);
 	} else if (strcmp(name, opt_max_delay.name) == 0) {
-		r = parse_seconds(&opt_max_delay, value, &s->max_delay_ns, cp->err);
+		r = parse_seconds(&opt_max_delay, value, &s->max_delay_ns, err);
 	} else if (strcmp(name, opt_rescan.name) == 0) {
-		r = parse_seconds(&opt_rescan, value, &s->rescan_ns, cp->err);
+		r = parse_seconds(&opt_rescan, value, &s->rescan_ns, err);
 	} else {
-		cp->rc = ug_error_set(cp->err, -EINVAL, "unknown setting '%s' in [watch]", name);
-		return 0;
+		return ug_error_set(err, -EINVAL, "unknown setting '%s' in [watch]", name);
 	}
-	if (r < 0) {
-		cp->rc = r == -ENOMEM ? ug_error_set(cp->err, r, "out of memory") : r;
-		return 0;
-	}
-	return 1;
+	if (r == -ENOMEM)
+		return ug_error_set(err, r, "out of memory");
+	return r < 0 ? r : 0;
 }
 
 static int conf_load(const char *path, bool must_exist, struct settings *s, struct ug_error *err)
 {
-	struct ug_ini_reader rd = { 0 };
-	struct conf_parse cp = { .s = s, .err = err, .rd = &rd };
-	char *text = NULL, *abs;
-	size_t len;
+	char *abs;
 	int r;
 
-	r = ug_file_read(AT_FDCWD, path, CONFIG_FILE_MAX, &text, &len);
+	r = ug_ini_parse_file(path, CONFIG_FILE_MAX, conf_handler, s, err);
 	if (r == -ENOENT && !must_exist)
 		return 0;
 	if (r < 0)
-		return ug_error_set(err, -EINVAL, "cannot read settings file '%s': %s", path,
-				    r == -E2BIG ? "larger than 64 KiB" : strerror(-r));
+		return r == -ENOMEM ? r : -EINVAL;
 	abs = realpath(path, NULL);
-	if (!abs) {
-		free(text);
+	if (!abs)
 		return ug_error_set(err, -errno, "cannot resolve '%s': %s", path, strerror(errno));
-	}
 	free(s->config);
 	s->config = abs;
-	if (strlen(text) != len) {
-		free(text);
-		return ug_error_set(err, -EINVAL, "'%s' contains a NUL byte", path);
-	}
-	rd.p = text;
-	rd.left = len;
-	r = ini_parse_stream(ug_ini_read_line, &rd, conf_handler, &cp);
-	free(text);
-	if (r < 0)
-		return ug_error_set(err, -ENOMEM, "cannot parse '%s': out of memory", path);
-	if (cp.rc < 0 && (r == 0 || cp.line <= r)) {
-		char msg[sizeof(err->msg)];
-		snprintf(msg, sizeof(msg), "%s", err->msg);
-		return ug_error_set(err, cp.rc, "'%s': line %d: %s", path, cp.line, msg);
-	}
-	if (r != 0)
-		return ug_error_set(err, -EINVAL, "'%s': line %d: syntax error", path, r);
-	if (rd.too_long)
-		return ug_error_set(err, -EINVAL, "'%s': line %d: longer than %d bytes", path,
-				    rd.line, rd.line_max);
 	return 0;
 }
 

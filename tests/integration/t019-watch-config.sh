@@ -39,7 +39,7 @@ cat >"$C" <<EOF
 tree = $TREE
 quiet-period = 0.5
 max-delay = 10 ; comment
-channel = testing
+  channel = testing
 
 [syncd]
 something = ignored
@@ -50,7 +50,7 @@ expect_in "$T/out" "^repo = $R\$" "repo from the environment"
 expect_in "$T/out" "^quiet-period = 0.5\$" "quiet-period from the file"
 expect_in "$T/out" "^max-delay = 10\$" "max-delay from the file"
 expect_in "$T/out" "^rescan-interval = 60\$" "default rescan-interval"
-expect_in "$T/out" "^channel = testing\$" "channel from the file"
+expect_in "$T/out" "^channel = testing\$" "an indented setting is a setting, not a continuation"
 run_w 0 -f "$C" --test-config --quiet-period 3 -c stable
 expect_in "$T/out" "^quiet-period = 3\$" "the command line overrides the file"
 expect_in "$T/out" "^channel = stable\$" "the command line overrides the file"
