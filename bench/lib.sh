@@ -155,6 +155,40 @@ prepare_pair() {
 	LABEL[$id]="$id: $name $uold → $unew"
 }
 
+# ---------------------------------------------------------------- sshd
+
+# sshd's privilege-separation directory must exist before it starts
+sshd_prepare() {
+	if [ ! -d /run/sshd ]; then
+		mkdir -p /run/sshd 2>/dev/null || die "/run/sshd is missing and cannot be created (run as root)"
+		chmod 0755 /run/sshd
+	fi
+}
+
+# sshd_config DIR PORT LOGLEVEL [EXTRA]: write DIR/sshd_config for a
+# loopback sshd with DIR's host key and authorized_keys, key logins only;
+# EXTRA (lines) is appended
+sshd_config() {
+	cat >"$1/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $2
+HostKey $1/host_key
+PidFile $1/sshd.pid
+AuthorizedKeysFile $1/authorized_keys
+UsePAM no
+StrictModes no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+# bash reads ~/.bashrc for commands run over ssh unless SHLVL says it is
+# not the first shell
+SetEnv SHLVL=1
+LogLevel $3
+${4:-}
+EOF
+}
+
 # ---------------------------------------------------------------- numbers
 
 commas() { echo "$1" | sed -e :a -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/;ta'; }

@@ -119,30 +119,12 @@ cleanup() {
 start_sshd() {
 	local d=$W/ssh port
 	mkdir -p "$d"
-	# sshd's privilege-separation directory
-	if [ ! -d /run/sshd ]; then
-		mkdir -p /run/sshd 2>/dev/null || die "/run/sshd is missing and cannot be created (run as root)"
-		chmod 0755 /run/sshd
-	fi
+	sshd_prepare
 	ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$d/host_key"
 	ssh-keygen -q -t ed25519 -N '' -C bench-client -f "$d/client_key"
 	cp "$d/client_key.pub" "$d/authorized_keys"
 	port=$(free_port)
-	cat >"$d/sshd_config" <<EOF
-ListenAddress 127.0.0.1
-Port $port
-HostKey $d/host_key
-PidFile $d/sshd.pid
-AuthorizedKeysFile $d/authorized_keys
-UsePAM no
-StrictModes no
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-SetEnv SHLVL=1
-LogLevel ERROR
-EOF
+	sshd_config "$d" "$port" ERROR
 	"$SSHD_BIN" -t -f "$d/sshd_config" || die "sshd rejects the generated config"
 	"$SSHD_BIN" -D -e -f "$d/sshd_config" 2>"$d/sshd.log" &
 	SSHD_PID=$!

@@ -119,11 +119,7 @@ cleanup() {
 ssh_setup() {
 	SSH_DIR=$W/ssh
 	mkdir -p "$SSH_DIR"
-	# sshd's privilege-separation directory
-	if [ ! -d /run/sshd ]; then
-		mkdir -p /run/sshd 2>/dev/null || die "/run/sshd is missing and cannot be created (run as root)"
-		chmod 0755 /run/sshd
-	fi
+	sshd_prepare
 	ssh-keygen -q -t ed25519 -N '' -C bench-client -f "$SSH_DIR/client_key"
 	: >"$SSH_DIR/known_hosts"
 }
@@ -142,24 +138,7 @@ sshd_start() {
 	: >"$d/log"
 	for try in $(seq 10); do
 		port=$(free_port)
-		cat >"$d/sshd_config" <<EOF
-ListenAddress 127.0.0.1
-Port $port
-HostKey $d/host_key
-PidFile $d/sshd.pid
-AuthorizedKeysFile $d/authorized_keys
-UsePAM no
-StrictModes no
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-# bash reads ~/.bashrc for commands run over ssh unless SHLVL says it is
-# not the first shell
-SetEnv SHLVL=1
-MaxStartups 100:30:200
-LogLevel INFO
-EOF
+		sshd_config "$d" "$port" INFO "MaxStartups 100:30:200"
 		"$SSHD_BIN" -t -f "$d/sshd_config" || die "sshd rejects the config of '$name'"
 		before=$(grep -c 'Server listening' "$d/log" || true)
 		"$SSHD_BIN" -D -f "$d/sshd_config" -E "$d/log" </dev/null >>"$d/out" 2>&1 &

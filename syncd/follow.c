@@ -792,7 +792,6 @@ static struct ug_manifest *bootstrap(struct ug_follow *f, const char *channel,
 		ug_wlog(UG_WLOG_DEBUG, "chain list from the master's version %" PRIu64, v);
 	else if (e.msg[0])
 		ug_wlog(UG_WLOG_WARN, "cannot learn the chain list from the master: %s", e.msg);
-	f->bytes_in += c->conn->bytes_in;
 	ug_client_free(c);
 	free(json);
 	free(sig);
@@ -871,15 +870,12 @@ static int sync_channel(struct ug_follow *f, const char *channel, int wait_s, bo
 		}
 		if (r == 0 && l.valid && (theirs <= l.version || scrub))
 			r = check_held(f, c, &l, scrub, &e);
-		f->bytes_in += c->conn->bytes_in;
 		ug_client_free(c);
 		if (r == 0) {
 			local_release(&l);
 			ug_manifest_free(boot);
 			return 0;
 		}
-		if (r == -EKEYREJECTED)
-			f->refused++;
 		/* the last failure is the caller's to report */
 		if (i + 1 < n)
 			ug_wlog(r == -EKEYREJECTED ? UG_WLOG_ERR : UG_WLOG_WARN,
@@ -900,8 +896,7 @@ int ug_follow_round(struct ug_follow *f, int wait_s, bool scrub, struct ug_error
 	unsigned nch = f->conf->nchannels ? f->conf->nchannels : 1;
 	int rc = 0;
 
-	f->bytes_in = 0;
-	f->updated = f->refused = f->repaired = 0;
+	f->updated = f->repaired = 0;
 	/* a long-poll is for one channel: with several, poll them in turn */
 	if (nch > 1)
 		wait_s = 0;

@@ -34,9 +34,7 @@ struct ug_follow {
 	struct ug_client_opts copts;
 	volatile sig_atomic_t *stop;   /* set by SIGTERM: finish the step, return */
 	/* totals of the last round */
-	uint64_t bytes_in;
 	unsigned updated;              /* channels that moved to a new version */
-	unsigned refused;              /* manifests refused (signature, age) */
 	unsigned repaired;             /* objects and deltas re-fetched */
 };
 
