@@ -73,9 +73,17 @@ int ug_cli_resolve_version(struct ug_store *s, const char *channel,
 int cmd_init(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
+int cmd_rollout(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_fleet(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_accept(int argc, char **argv);
+int cmd_deny(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
 
 #endif

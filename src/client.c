@@ -21,6 +21,8 @@ static const char *kind_name(enum ug_blob_kind k)
 	case UG_BLOB_MANIFEST: return "manifest";
 	case UG_BLOB_SIG: return "signature";
 	case UG_BLOB_MDELTA: return "manifest delta";
+	case UG_BLOB_ROLLOUT: return "rollout document";
+	case UG_BLOB_ROLLOUT_SIG: return "rollout signature";
 	}
 	return "blob";
 }
@@ -98,7 +100,7 @@ static int open_conn(const struct ug_server *srv, const struct ug_client_opts *o
 	if (!srv->host || !strcmp(srv->host, "-")) {
 		char *argv[] = { (char *)(o->local_command ? o->local_command : "upgrid-syncd"),
 				 (char *)"--serve", (char *)"--repo", srv->repo, NULL };
-		return ug_conn_spawn(argv, ret, err);
+		return ug_conn_spawn_quiet(argv, o->local_quiet, ret, err);
 	} else {
 		struct ug_ssh_opts so = {
 			.host = srv->host,

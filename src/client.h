@@ -30,6 +30,7 @@ struct ug_client_opts {
 	int idle_timeout_s;        /* no byte for this long: -ETIMEDOUT (0: 60) */
 	int keepalive_s;           /* 0: 15 */
 	void (*log)(void *ctx, const char *line);  /* remote stderr; may be NULL */
+	bool local_quiet;          /* a spawned local server's stderr to /dev/null */
 	void *log_ctx;
 };
 
@@ -66,8 +67,8 @@ int ug_client_versions(struct ug_client *c, const char *channel,
 /* What to GET. */
 struct ug_blob_ref {
 	enum ug_blob_kind kind;
-	const char *channel;       /* MANIFEST, SIG, MDELTA */
-	uint64_t version;          /* MANIFEST, SIG, MDELTA */
+	const char *channel;       /* MANIFEST, SIG, MDELTA, ROLLOUT, ROLLOUT_SIG */
+	uint64_t version;          /* MANIFEST, SIG, MDELTA, ROLLOUT, ROLLOUT_SIG */
 	uint64_t from;             /* MDELTA */
 	struct ug_hash id;         /* OBJECT, DELTA */
 };

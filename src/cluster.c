@@ -419,8 +419,13 @@ int ug_server_format_address(const struct ug_server *srv, char *out, size_t out_
 	bool v6;
 	int n;
 
-	if (!srv || !srv->host || !out)
+	if (!srv || !out)
 		return -EINVAL;
+	if (!srv->host) {
+		/* this machine: the server is spawned (client.h) */
+		n = snprintf(out, out_size, "-");
+		return (size_t)n >= out_size ? -ENOSPC : n;
+	}
 	v6 = strchr(srv->host, ':') != NULL;
 	n = snprintf(out, out_size, "%s%s%s%s%s:%u", srv->user ? srv->user : "",
 		     srv->user ? "@" : "", v6 ? "[" : "", srv->host, v6 ? "]" : "", srv->port);

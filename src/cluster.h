@@ -75,8 +75,8 @@ int ug_server_parse_address(const char *address, struct ug_server *srv,
 			    struct ug_error *err);
 /* "user@host:port" or "host:port" as written in the cluster file, the
  * port always written, an IPv6 host in brackets. Returns the length, or
- * -ENOSPC if out is too small (UG_ADDRESS_MAX always fits), -EINVAL
- * without a host. */
+ * -ENOSPC if out is too small (UG_ADDRESS_MAX always fits). A server
+ * without a host (this machine: client.h spawns it) is written "-". */
 int ug_server_format_address(const struct ug_server *srv, char *out, size_t out_size);
 /* A group or server name: [A-Za-z0-9._-]{1,64}. -EINVAL with the reason. */
 int ug_cluster_name_check(const char *name, struct ug_error *err);

@@ -16,13 +16,73 @@
 
 #include "conn.h"
 
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A debt under this is carried rather than slept: many tiny sleeps cost
+ * more in wakeups than they smooth. */
+#define BW_SLEEP_MIN_NS (10 * 1000 * 1000)
+/* The longest one read sleeps; the rest of the debt waits for the next. */
+#define BW_SLEEP_MAX_NS (1000 * 1000 * 1000)
+
+/* Bring the debt up to date: time gone by since bw_since_ns paid for
+ * rate bytes a second of it, down to no debt (never to a credit). */
+static void bw_pay(struct ug_conn *c, int64_t now)
+{
+	double paid = (double)(now - c->bw_since_ns) * (double)c->bw_rate / 1e9;
+
+	c->bw_debt = c->bw_debt > paid ? c->bw_debt - paid : 0;
+	c->bw_since_ns = now;
+}
+
+/* A leaky bucket, as rsync's sleep_for_bwlimit: n bytes just read add to
+ * the debt, time pays it off at the limit, and a debt worth more than
+ * BW_SLEEP_MIN_NS of time is slept (at most BW_SLEEP_MAX_NS at once). */
+static void bw_account(struct ug_conn *c, size_t n)
+{
+	int64_t now = mono_ns(), sleep_ns;
+	double debt_ns;
+
+	if (c->bw_rate != c->bwlimit || c->bw_since_ns == 0) {
+		c->bw_rate = c->bwlimit;
+		c->bw_debt = 0;
+		c->bw_since_ns = now;
+	}
+	bw_pay(c, now);
+	c->bw_debt += (double)n;
+	debt_ns = c->bw_debt * 1e9 / (double)c->bw_rate;
+	if (debt_ns < BW_SLEEP_MIN_NS)
+		return;
+	sleep_ns = debt_ns > BW_SLEEP_MAX_NS ? BW_SLEEP_MAX_NS : (int64_t)debt_ns;
+	struct timespec ts = { (time_t)(sleep_ns / 1000000000), (long)(sleep_ns % 1000000000) };
+	/* an interrupted sleep is fine: the debt it leaves is carried */
+	nanosleep(&ts, NULL);
+	bw_pay(c, mono_ns());
+}
+
 ssize_t ug_conn_read(struct ug_conn *c, void *buf, size_t n, int timeout_ms)
 {
 	ssize_t r = c->ops->read(c, buf, n, timeout_ms);
 
-	if (r > 0)
+	if (r > 0) {
 		c->bytes_in += (uint64_t)r;
+		if (c->bwlimit)
+			bw_account(c, (size_t)r);
+	}
 	return r;
+}
+
+void ug_conn_set_bwlimit(struct ug_conn *c, uint64_t bytes_per_s)
+{
+	c->bwlimit = bytes_per_s;
+	c->bw_rate = bytes_per_s;
+	c->bw_debt = 0;
+	c->bw_since_ns = 0; /* starts at the next read */
 }
 
 static int64_t mono_ms(void)
@@ -209,6 +269,12 @@ int ug_conn_fd_new(int rfd, int wfd, bool own_fds, struct ug_conn **ret)
 
 int ug_conn_spawn(char *const argv[], struct ug_conn **ret, struct ug_error *err)
 {
+	return ug_conn_spawn_quiet(argv, false, ret, err);
+}
+
+int ug_conn_spawn_quiet(char *const argv[], bool quiet, struct ug_conn **ret,
+			struct ug_error *err)
+{
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, ex[2] = { -1, -1 };
 	struct ug_conn *c = NULL;
 	pid_t pid;
@@ -234,6 +300,13 @@ int ug_conn_spawn(char *const argv[], struct ug_conn **ret, struct ug_error *err
 			_exit(127);
 		close(i0);
 		close(o1);
+		if (quiet) {
+			int dn = open("/dev/null", O_WRONLY);
+			if (dn >= 0 && dn != 2) {
+				dup2(dn, 2);
+				close(dn);
+			}
+		}
 		signal(SIGPIPE, SIG_DFL);
 		execvp(argv[0], argv);
 		e = errno;

@@ -47,14 +47,35 @@ struct ug_conn {
 	 * slow links) */
 	bool timeout_whole;
 	char peer[128];                 /* for messages: "g1s2 (127.0.0.1:2201)" */
+	/* Bytes/s the reads may average; 0: no limit. Set it with
+	 * ug_conn_set_bwlimit (a plain assignment also works: a changed
+	 * value restarts the accounting at the next read). */
+	uint64_t bwlimit;
+	/* private to conn.c: the bwlimit accounting */
+	uint64_t bw_rate;               /* the limit bw_debt is counted for */
+	double bw_debt;                 /* bytes read and not yet paid for in time */
+	int64_t bw_since_ns;            /* when bw_debt was last brought up to date */
 };
 
 /* Transport-independent wrappers: count bytes, apply c->timeout_ms.
- * ug_conn_read_exact returns -EPROTO when the stream ends early. */
+ * ug_conn_read_exact returns -EPROTO when the stream ends early.
+ *
+ * Every read goes through ug_conn_read, which also applies c->bwlimit
+ * (as rsync's --bwlimit does, on the reading side): after a read, when
+ * the bytes read so far are ahead of what the limit allows for the time
+ * gone by, it sleeps the difference. One sleep lasts at most 1 s (so a
+ * caller's keepalives and deadlines still get their turn); what is left
+ * over is carried to the next reads, so the average holds. Time spent
+ * idle earns no credit: a read after a long pause does not get a burst.
+ * The sleeps count against a timeout_whole deadline of
+ * ug_conn_read_exact. */
 ssize_t ug_conn_read(struct ug_conn *c, void *buf, size_t n, int timeout_ms);
 int ug_conn_read_exact(struct ug_conn *c, void *buf, size_t n);
 int ug_conn_write(struct ug_conn *c, const void *buf, size_t n);
 int ug_conn_shutdown(struct ug_conn *c);
+/* Limit reads to an average of bytes_per_s (0: no limit), counted from
+ * now: the accounting of an earlier limit is dropped. */
+void ug_conn_set_bwlimit(struct ug_conn *c, uint64_t bytes_per_s);
 /* Closes and frees c (NULL is a no-op); see ops->close. */
 int ug_conn_close(struct ug_conn *c);
 
@@ -67,5 +88,9 @@ int ug_conn_fd_new(int rfd, int wfd, bool own_fds, struct ug_conn **ret);
  * SIGTERM after 5 s, SIGKILL after 10 s) and returns its exit status, or
  * 128 + N for a child killed by signal N. */
 int ug_conn_spawn(char *const argv[], struct ug_conn **ret, struct ug_error *err);
+/* The same with the child's stderr sent to /dev/null when quiet (a local
+ * server's session log is noise in a terminal's cron mail). */
+int ug_conn_spawn_quiet(char *const argv[], bool quiet, struct ug_conn **ret,
+			struct ug_error *err);
 
 #endif

@@ -72,6 +72,7 @@ void ug_manifest_free(struct ug_manifest *m)
 		bundle_release(&m->bundles[i]);
 	free(m->bundles);
 	ug_cluster_free(m->chains);
+	ug_rollout_free(m->rollout);
 	free(m);
 }
 
@@ -793,6 +794,14 @@ int ug_manifest_validate(const struct ug_manifest *m, struct ug_error *err)
 	r = validate_bundles(m, err);
 	if (r < 0)
 		return r;
+	if (m->rollout) {
+		struct ug_error e;
+
+		/* its messages name the field ("rollout groups[2]: ...") */
+		r = ug_rollout_check(m->rollout, &e);
+		if (r < 0)
+			return ug_error_set(err, r == -E2BIG ? r : -EBADMSG, "%s", e.msg);
+	}
 	/* the cluster file's own rules (cluster.c), named as chains[i]... */
 	return ug_cluster_check(m->chains, "chains", err);
 }
@@ -1070,6 +1079,8 @@ int ug_manifest_write(const struct ug_manifest *m, char **ret, size_t *ret_len,
 	    (r = put_scalar(&b, "parent", json_integer((json_int_t)m->parent), false)) < 0 ||
 	    (r = put_array(&b, "removed", m, m->nremoved, removed_json)) < 0 ||
 	    (r = put_array(&b, "renamed", m, m->nrenamed, renamed_json)) < 0 ||
+	    /* absent when everyone may install the version */
+	    (m->rollout && (r = put_scalar(&b, "rollout", ug_rollout_json(m->rollout), false)) < 0) ||
 	    (r = put_scalar(&b, "version", json_integer((json_int_t)m->version), true)) < 0 ||
 	    (r = ug_buf_put(&b, "}\n", 2)) < 0)
 		goto out;
@@ -1625,6 +1636,12 @@ static int decode(json_t *root, struct ug_manifest *m, struct ug_error *err)
 		return r;
 	if (json_object_get(root, "chains") &&
 	    (r = parse_chains(json_object_get(root, "chains"), m, err)) < 0)
+		return r;
+	/* strict inside (unknown keys refused, rollout.h): it decides which
+	 * terminals install the version, so no part of it may be dropped */
+	if (json_object_get(root, "rollout") &&
+	    (r = ug_rollout_from_json(json_object_get(root, "rollout"), "rollout", &m->rollout,
+				      err)) < 0)
 		return r;
 
 	if ((r = get_array(root, NULL, "dirs", UG_FILES_MAX, &arr, err)) < 0)

@@ -15,6 +15,7 @@
 
 #include "cluster.h"
 #include "hash.h"
+#include "rollout.h"
 #include "structure.h"
 #include "types.h"
 #include "util.h"
@@ -100,6 +101,11 @@ struct ug_manifest {
 	 * NULL: the manifest states none ("chains" absent from the document).
 	 * Owned by the manifest (freed with ug_cluster_free). */
 	struct ug_cluster *chains;
+	/* The staged rollout the version was published with ("rollout",
+	 * rollout.h), or NULL: everyone. Owned by the manifest (freed with
+	 * ug_rollout_free). A rollout document (ug_rollout_in_force) may
+	 * replace it later without touching this document. */
+	struct ug_rollout *rollout;
 	/* private: capacities kept by the ug_manifest_add_* growers (an array
 	 * installed by hand may leave these 0; the growers then reallocate) */
 	size_t files_alloc, dirs_alloc, removed_alloc, renamed_alloc, bundles_alloc;

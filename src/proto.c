@@ -163,6 +163,8 @@ static int check_get(const struct ug_msg *m, int rc, struct ug_error *err)
 	}
 	if ((m->kind == UG_BLOB_MANIFEST || m->kind == UG_BLOB_SIG) && m->ver == 0)
 		return ug_error_set(err, rc, "GET: version 0 names no manifest");
+	if ((m->kind == UG_BLOB_ROLLOUT || m->kind == UG_BLOB_ROLLOUT_SIG) && m->ver == 0)
+		return ug_error_set(err, rc, "GET: version 0 names no rollout document");
 	/* from 0: the manifest compressed on its own (no prefix) */
 	if (m->kind == UG_BLOB_MDELTA && m->from >= m->ver)
 		return ug_error_set(err, rc, "GET: manifest delta from %llu to %llu is not forward",

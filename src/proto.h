@@ -71,8 +71,10 @@ enum ug_blob_kind {
 	UG_BLOB_SIG = 4,       /* channel, version: N.json.sig */
 	UG_BLOB_MDELTA = 5,    /* channel, from, version: N.from-M.zst; from 0:
 				* N.json compressed without a prefix */
+	UG_BLOB_ROLLOUT = 6,   /* channel, version: N.rollout (rollout.h) */
+	UG_BLOB_ROLLOUT_SIG = 7, /* channel, version: N.rollout.sig */
 };
-#define UG_BLOB_KIND_MAX 5
+#define UG_BLOB_KIND_MAX 7
 
 /* What a SIGDELTA's output reproduces. */
 enum ug_sig_form {

@@ -1454,6 +1454,11 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	r = load_chains(&p, &chains, err);
 	if (r < 0)
 		return r;
+	/* before any work: a rollout naming no group of the cluster would
+	 * reach nobody there */
+	if (o->rollout && ((r = ug_rollout_check(o->rollout, err)) < 0 ||
+			   (r = ug_rollout_check_groups(o->rollout, chains, err)) < 0))
+		goto out;
 	treefd = open(o->tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (treefd < 0) {
 		r = ug_error_set(err, -errno, "cannot open tree '%s': %s", o->tree, strerror(errno));
@@ -1479,6 +1484,11 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	}
 	p.m->chains = chains;
 	chains = NULL;
+	/* 100% of everyone is written as no rollout at all */
+	if (!ug_rollout_is_everyone(o->rollout) && !(p.m->rollout = ug_rollout_dup(o->rollout))) {
+		r = -ENOMEM;
+		goto out;
+	}
 	{
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -1491,8 +1501,13 @@ int ug_publish(struct ug_store *s, const struct ug_publish_opts *o,
 	if (r < 0)
 		goto out;
 	/* a new chain list is a new version even for the same tree, so that
-	 * editing REPO/cluster and publishing reaches every server */
-	if (p.parent && same_tree(p.parent, p.m) && ug_cluster_equal(p.parent->chains, p.m->chains)) {
+	 * editing REPO/cluster and publishing reaches every server; so is a
+	 * rollout asked for that differs from the latest's. Not asking for
+	 * one (upgrid-watch, a plain publish) never makes a version of an
+	 * identical tree: that would undo a staged rollout behind the
+	 * operator's back. */
+	if (p.parent && same_tree(p.parent, p.m) && ug_cluster_equal(p.parent->chains, p.m->chains) &&
+	    (!o->rollout || ug_rollout_equal(p.parent->rollout, p.m->rollout))) {
 		p.res.version = latest;
 		p.res.unchanged = true;
 		p.res.full_bytes = 0;

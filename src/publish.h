@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rollout.h"
 #include "sign.h"
 #include "store.h"
 
@@ -29,6 +30,12 @@ struct ug_publish_opts {
 	const struct ug_seckey *key;
 	int64_t now;                  /* 0: current time */
 	unsigned expire_days;         /* 0: repo setting */
+	/* The staged rollout the manifest states (rollout.h), or NULL:
+	 * none asked for, everyone. Its groups must be groups of
+	 * REPO/cluster. A rollout given (even 100%) that differs from the
+	 * latest version's makes a new version of an identical tree; NULL
+	 * never does. */
+	const struct ug_rollout *rollout;
 	ug_log_fn log;                /* may be NULL */
 	void *log_ctx;
 };

@@ -20,6 +20,8 @@
 
 #define UG_KEYID_HEX_LEN 16
 #define UG_SIGN_CONTEXT_MANIFEST "upgrid-manifest-v1"
+/* rollout documents (rollout.h), N.rollout.sig */
+#define UG_SIGN_CONTEXT_ROLLOUT "upgrid-rollout-v1"
 
 struct ug_pubkey { uint8_t pk[crypto_sign_PUBLICKEYBYTES]; };
 struct ug_seckey {

@@ -18,6 +18,7 @@
 #include <zstd_errors.h>
 
 #include "delta.h"
+#include "rollout.h"
 #include "store.h"
 
 #define STORE_FORMAT 1
@@ -1060,6 +1061,65 @@ int ug_store_mdelta_get(struct ug_store *s, const char *channel, uint64_t from,
 		return r;
 	*ret = (uint8_t *)data;
 	*ret_len = len;
+	return 0;
+}
+
+/* The rollout document of a version and its signature (rollout.h). */
+int ug_store_rollout_put(struct ug_store *s, const char *channel, uint64_t version,
+			 const void *doc, size_t doc_len, const void *sig, size_t sig_len)
+{
+	char name[64];
+	int dfd, r;
+
+	if (version == 0)
+		return -EINVAL;
+	dfd = channel_dir(s, channel, false);
+	if (dfd < 0)
+		return dfd;
+	/* The signature first, as for manifests. A crash between the two
+	 * renames leaves the new signature beside the old document: it fails
+	 * the check, readers fall back to the manifest's rollout, and the next
+	 * document (serial of the old one + 1) or the next follow round
+	 * replaces the pair. */
+	snprintf(name, sizeof(name), "%" PRIu64 ".rollout.sig", version);
+	r = ug_file_write_atomic(dfd, name, sig, sig_len, 0644);
+	if (r == 0) {
+		snprintf(name, sizeof(name), "%" PRIu64 ".rollout", version);
+		r = ug_file_write_atomic(dfd, name, doc, doc_len, 0644);
+	}
+	close(dfd);
+	return r;
+}
+
+int ug_store_rollout_get(struct ug_store *s, const char *channel, uint64_t version,
+			 char **ret_doc, size_t *ret_len, char **ret_sig, size_t *ret_sig_len)
+{
+	char name[64];
+	char *doc = NULL, *sig = NULL;
+	size_t dl, sl = 0;
+	int dfd = channel_dir(s, channel, false), r;
+
+	if (dfd < 0)
+		return dfd;
+	snprintf(name, sizeof(name), "%" PRIu64 ".rollout", version);
+	r = ug_file_read(dfd, name, UG_ROLLOUT_DOC_MAX, &doc, &dl);
+	if (r == 0 && ret_sig) {
+		snprintf(name, sizeof(name), "%" PRIu64 ".rollout.sig", version);
+		r = ug_file_read(dfd, name, UG_SIG_FILE_MAX, &sig, &sl);
+		if (r == -ENOENT)
+			r = -EKEYREJECTED;
+	}
+	close(dfd);
+	if (r < 0) {
+		free(doc);
+		return r;
+	}
+	*ret_doc = doc;
+	*ret_len = dl;
+	if (ret_sig) {
+		*ret_sig = sig;
+		*ret_sig_len = sl;
+	}
 	return 0;
 }
 

@@ -11,6 +11,8 @@
  *   manifests/CHANNEL/N.json.sig   its detached Ed25519 signature
  *   manifests/CHANNEL/N.from-M.zst manifest delta (zstd prefix of M's json);
  *                               N.from-0.zst: N.json compressed, no prefix
+ *   manifests/CHANNEL/N.rollout    rollout document replacing N's rollout
+ *   manifests/CHANNEL/N.rollout.sig   its signature (rollout.h)
  *   refs/CHANNEL                latest version number of the channel
  *   cache/CHANNEL.index         publish's stat cache (index.h)
  *   tmp/                        temporary files, same filesystem
@@ -111,6 +113,18 @@ int ug_store_mdelta_put(struct ug_store *s, const char *channel, uint64_t from,
 			uint64_t to, const void *data, size_t len);
 int ug_store_mdelta_get(struct ug_store *s, const char *channel, uint64_t from,
 			uint64_t to, uint8_t **ret, size_t *ret_len);
+/* The rollout document of a version (rollout.h) and its signature, as
+ * `upgrid rollout` signs them and upgrid-syncd copies them. put writes
+ * the signature, then the document, each atomically; the version's
+ * manifest directory must exist (-ENOENT: no such channel). The caller
+ * holds the writer lock and has checked both. get: -ENOENT when the
+ * version has no document, -EKEYREJECTED when its signature file is
+ * missing, -E2BIG for a document over UG_ROLLOUT_DOC_MAX; ret_sig may be
+ * NULL. */
+int ug_store_rollout_put(struct ug_store *s, const char *channel, uint64_t version,
+			 const void *doc, size_t doc_len, const void *sig, size_t sig_len);
+int ug_store_rollout_get(struct ug_store *s, const char *channel, uint64_t version,
+			 char **ret_doc, size_t *ret_len, char **ret_sig, size_t *ret_sig_len);
 /* Versions with a manifest in channel, ascending. */
 int ug_store_versions(struct ug_store *s, const char *channel,
 		      uint64_t **ret, size_t *ret_n);

@@ -249,7 +249,7 @@ static int add_deny(struct tparse *p, int line, const char *v, struct ug_error *
 
 static bool same_server(const struct ug_server *a, const struct ug_server *b)
 {
-	return a->port == b->port && strcmp(a->host, b->host) == 0 &&
+	return a->port == b->port && strcmp(a->host ? a->host : "-", b->host ? b->host : "-") == 0 &&
 	       strcmp(a->repo, b->repo) == 0 &&
 	       (a->user ? b->user && strcmp(a->user, b->user) == 0 : !b->user);
 }
@@ -278,7 +278,9 @@ static int add_seed(struct tparse *p, int line, const char *v, struct ug_error *
 	r = ug_server_repo_check(field[1], &e);
 	if (r < 0)
 		return ug_error_set(err, -EINVAL, "'seed': %s", e.msg);
-	r = ug_server_parse_address(field[0], &s, &e);
+	/* "-": a server on this machine, spawned (tests, a terminal beside
+	 * its group server) */
+	r = strcmp(field[0], "-") == 0 ? 0 : ug_server_parse_address(field[0], &s, &e);
 	if (r < 0)
 		return ug_error_set(err, r, "'seed': %s", e.msg);
 	s.repo = strdup(field[1]);

@@ -18,10 +18,18 @@ static const struct command commands[] = {
 	{ "init", cmd_init, "create an empty repo" },
 	{ "keygen", cmd_keygen, "make an Ed25519 signing key pair" },
 	{ "publish", cmd_publish, "publish a tree as a new signed version" },
+	{ "rollout", cmd_rollout, "change which terminals install a version" },
 	{ "log", cmd_log, "list the versions of a channel" },
 	{ "show", cmd_show, "show one version's manifest" },
 	{ "diff", cmd_diff, "show what changed between two versions" },
 	{ "verify", cmd_verify, "check every object, delta and signature in a repo" },
+	{ "fleet", cmd_fleet, "summarise the terminals' status reports" },
+	{ "pull", cmd_pull, "terminal: install a newer version if there is one" },
+	{ "agent", cmd_agent, "terminal: keep up to date, as a daemon" },
+	{ "status", cmd_status, "terminal: show the installed version and last attempt" },
+	{ "accept", cmd_accept, "terminal: allow a version (policy manual)" },
+	{ "deny", cmd_deny, "terminal: never install a version" },
+	{ "rollback", cmd_rollback, "terminal: switch back to a kept version" },
 };
 
 static void usage(FILE *f)

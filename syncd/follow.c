@@ -11,8 +11,11 @@
 
 #include "delta.h"
 #include "follow.h"
+#include "mfetch.h"
 #include "manifest.h"
 #include "publish.h"
+#include "relay.h"
+#include "rollout-sync.h"
 #include "wlog.h"
 
 /* Below this, a damaged object is simply fetched again: a signature and a
@@ -551,89 +554,28 @@ static int fetch_manifest(struct ug_follow *f, struct ug_client *c, const char *
 			  size_t *ret_len, char **ret_sig, size_t *ret_sig_len,
 			  struct ug_manifest **ret_m, struct ug_error *err)
 {
-	struct ug_blob_ref b = { .kind = UG_BLOB_SIG, .channel = channel, .version = version };
-	struct ug_error e = { "" };
-	char *sig = NULL, *json = NULL;
-	size_t sig_len, json_len = 0;
-	struct ug_manifest *m = NULL;
-	char *md = NULL;
-	size_t md_len = 0;
+	struct ug_mfetch q = { .channel = channel, .version = version, .key = &f->master_key };
 	int r;
 
-	r = ug_client_get_buf(c, &b, UG_SIG_FILE_MAX, &sig, &sig_len, err);
+	if (l->valid && l->version < version) {
+		q.have_json = l->json;
+		q.have_len = l->json_len;
+		q.have_version = l->version;
+	}
+	r = ug_mfetch(c, &q, err);
 	if (r < 0)
 		return r;
-	{
-		/* a delta from the manifest held, or else the manifest compressed
-		 * on its own ("from 0"); the plain document is the last resort */
-		bool prefix = l->valid && l->version < version;
-		b.kind = UG_BLOB_MDELTA;
-		b.from = prefix ? l->version : 0;
-		r = ug_client_get_buf(c, &b, UG_MANIFEST_MAX, &md, &md_len, &e);
-		if (r == 0) {
-			uint8_t *out;
-			r = ug_zstd_decompress_buf(md, md_len, prefix ? l->json : NULL,
-						   prefix ? l->json_len : 0, UG_MANIFEST_MAX,
-						   &out, &json_len);
-			if (r == 0) {
-				json = (char *)out;
-			} else {
-				ug_wlog(UG_WLOG_WARN, "manifest delta %" PRIu64 " from %" PRIu64
-					" of %s does not apply: fetching the whole manifest",
-					version, b.from, c->peer);
-				free(md);
-				md = NULL;
-			}
-		} else if (c->broken) {
-			free(sig);
-			return ug_error_set(err, r, "%s", e.msg);
-		}
-	}
-	if (!json) {
-		b.kind = UG_BLOB_MANIFEST;
-		r = ug_client_get_buf(c, &b, UG_MANIFEST_MAX, &json, &json_len, err);
-		if (r < 0) {
-			free(sig);
-			return r;
-		}
-	}
-	r = ug_sign_verify(&f->master_key, UG_SIGN_CONTEXT_MANIFEST, json, json_len, sig, sig_len, &e);
-	if (r < 0) {
-		r = ug_error_set(err, r == -EBADMSG ? -EKEYREJECTED : r,
-				 "refusing manifest %" PRIu64 " of '%s' from %s: %s (tampered with, "
-				 "or not signed by the master key)", version, channel, c->peer, e.msg);
-		goto fail;
-	}
-	r = ug_manifest_parse(json, json_len, &m, &e);
-	if (r < 0) {
-		r = ug_error_set(err, r, "refusing manifest %" PRIu64 " of '%s' from %s: %s", version,
-				 channel, c->peer, e.msg);
-		goto fail;
-	}
 	/* the manifest delta just used is one to serve: keep it (it is
 	 * checked now: it rebuilt the signed document) */
-	if (md)
-		ug_store_mdelta_put(f->s, channel, b.from, version, md, md_len);
-	free(md);
-	md = NULL;
-	if (m->version != version || strcmp(m->channel, channel) != 0) {
-		r = ug_error_set(err, -EKEYREJECTED, "refusing manifest from %s: it is version %" PRIu64
-				 " of '%s', asked for %" PRIu64 " of '%s'", c->peer, m->version,
-				 m->channel, version, channel);
-		goto fail;
-	}
-	*ret_json = json;
-	*ret_len = json_len;
-	*ret_sig = sig;
-	*ret_sig_len = sig_len;
-	*ret_m = m;
+	if (q.mdelta)
+		ug_store_mdelta_put(f->s, channel, q.mdelta_from, version, q.mdelta, q.mdelta_len);
+	*ret_json = q.json;
+	*ret_len = q.json_len;
+	*ret_sig = q.sig;
+	*ret_sig_len = q.sig_len;
+	*ret_m = q.m;
+	free(q.mdelta);
 	return 0;
-fail:
-	ug_manifest_free(m);
-	free(md);
-	free(json);
-	free(sig);
-	return r;
 }
 
 static int make_mdelta(struct ug_follow *f, const char *channel, uint64_t from,
@@ -870,6 +812,13 @@ static int sync_channel(struct ug_follow *f, const char *channel, int wait_s, bo
 		}
 		if (r == 0 && l.valid && (theirs <= l.version || scrub))
 			r = check_held(f, c, &l, scrub, &e);
+		/* every round, long-poll or not: a rollout changes without a
+		 * new version (rollout-sync.h) */
+		if (r == 0 && !stopping(f))
+			ug_rollout_sync(f->s, &f->master_key, c, channel);
+		/* in sync with this upstream: pass our reports up to it */
+		if (r == 0 && !stopping(f))
+			ug_relay_to(f->s, c, f->stop);
 		ug_client_free(c);
 		if (r == 0) {
 			local_release(&l);

@@ -28,6 +28,7 @@
 #include "delta.h"
 #include "hash.h"
 #include "proto.h"
+#include "report.h"
 #include "serve.h"
 #include "store.h"
 
@@ -43,14 +44,11 @@
 #define SERVE_STATS_LOCK "cache/serve-stats.lock"
 #define SERVE_SLOTS_DIR "cache/slots"
 #define SERVE_SIGDELTA_DIR "cache/sigdelta"
-#define SERVE_REPORTS_DIR "reports"
-#define SERVE_REPORTS_FILE "reports/reports.jsonl"
-#define SERVE_REPORTS_OLD "reports/reports.jsonl.1"
 /* Disk a client can make the server spend: reports.jsonl is renamed to
- * reports.jsonl.1 (replacing it) past this size, and the signature-delta
- * cache drops its oldest entries past SERVE_SIGDELTA_CACHE_MAX files. A
- * read-only key can churn these, never grow them without bound. */
-#define SERVE_REPORTS_MAX (64u << 20)
+ * reports.jsonl.1 (replacing it) past UG_REPORTS_ROTATE bytes (report.h),
+ * and the signature-delta cache drops its oldest entries past
+ * SERVE_SIGDELTA_CACHE_MAX files. A read-only key can churn these, never
+ * grow them without bound. */
 #define SERVE_SIGDELTA_CACHE_MAX 4096u
 /* zstd level of signature deltas: computed while the client waits, so
  * fast; level 3 is within a few percent of 19 on rsync command streams. */
@@ -80,6 +78,8 @@ static const char *const sent_names[SENT_N] = {
 	[UG_BLOB_MANIFEST] = "manifest",
 	[UG_BLOB_SIG] = "sig",
 	[UG_BLOB_MDELTA] = "mdelta",
+	[UG_BLOB_ROLLOUT] = "rollout",
+	[UG_BLOB_ROLLOUT_SIG] = "rollout_sig",
 	[SENT_SIGDELTA] = "sigdelta",
 };
 
@@ -337,6 +337,18 @@ static int handle_get(struct session *ss, const struct ug_msg *m)
 			snprintf(path, sizeof(path), "manifests/%s/%" PRIu64 ".json%s", m->channel,
 				 m->ver, m->kind == UG_BLOB_SIG ? ".sig" : "");
 		}
+		break;
+	case UG_BLOB_ROLLOUT:
+	case UG_BLOB_ROLLOUT_SIG:
+		/* the store's files as they are: the client checks the
+		 * signature, and a version without a document is "not found" */
+		if (ug_channel_check(m->channel, NULL) < 0)
+			return reply_error(ss, UG_PERR_BADREQ, "GET of a rollout document needs a channel");
+		snprintf(what, sizeof(what), "%s '%s' version %" PRIu64,
+			 m->kind == UG_BLOB_ROLLOUT ? "rollout document of" : "rollout signature of",
+			 m->channel, m->ver);
+		snprintf(path, sizeof(path), "manifests/%s/%" PRIu64 ".rollout%s", m->channel, m->ver,
+			 m->kind == UG_BLOB_ROLLOUT_SIG ? ".sig" : "");
 		break;
 	default:
 		return reply_error(ss, UG_PERR_BADREQ, "unknown blob kind %u", m->kind);
@@ -771,13 +783,90 @@ static int handle_list(struct session *ss, const struct ug_msg *req)
 
 /* ---------------------------------------------------------------- fleet */
 
+/* The lines to append for one REPORT text: the terminal's report, or each
+ * report of a relay batch ({"relay":[...]}), stamped with our name and
+ * clock, each followed by a newline. All or nothing: a batch with one bad
+ * report is refused whole, so the relaying server can tell which one by
+ * sending them one at a time. 0, or -EINVAL / -E2BIG with the reason in
+ * err (the client's fault), or -ENOMEM. */
+static int report_lines(struct session *ss, json_t *doc, bool *ret_relay, size_t *ret_count,
+			struct ug_buf *out, struct ug_error *err)
+{
+	json_t *batch = json_object_get(doc, "relay");
+	int64_t now = ug_now();
+	char *line;
+	size_t len, i;
+	json_t *rep;
+	int r;
+
+	*ret_relay = batch != NULL;
+	if (!batch) {
+		r = ug_report_stamp(doc, ss->name, now, false, &line, &len, err);
+		if (r < 0)
+			return r;
+		r = ug_buf_put(out, line, len);
+		if (r == 0)
+			r = ug_buf_put_u8(out, '\n');
+		free(line);
+		*ret_count = 1;
+		return r;
+	}
+	if (json_object_size(doc) != 1)
+		return ug_error_set(err, -EINVAL, "a relay batch holds 'relay' and nothing else");
+	if (!json_is_array(batch) || json_array_size(batch) == 0 ||
+	    json_array_size(batch) > UG_REPORT_BATCH_MAX)
+		return ug_error_set(err, -EINVAL, "'relay' must be an array of 1 to %u reports",
+				    UG_REPORT_BATCH_MAX);
+	json_array_foreach(batch, i, rep) {
+		struct ug_error e = { "" };
+		r = ug_report_stamp(rep, ss->name, now, true, &line, &len, &e);
+		if (r < 0)
+			return ug_error_set(err, r, "relay batch, report %zu: %s", i + 1, e.msg);
+		r = ug_buf_put(out, line, len);
+		if (r == 0)
+			r = ug_buf_put_u8(out, '\n');
+		free(line);
+		if (r < 0)
+			return r;
+	}
+	*ret_count = json_array_size(batch);
+	return 0;
+}
+
+/* Append the lines with one write (O_APPEND keeps concurrent sessions'
+ * lines whole), then rotate the file once it has grown past its limit. */
+static int reports_append(struct session *ss, const struct ug_buf *lines)
+{
+	struct stat st;
+	int fd, r = ug_mkdir_p(ss->s->dirfd, UG_REPORTS_DIR, 0755);
+
+	if (r < 0)
+		return r;
+	fd = ug_open_beneath(ss->s->dirfd, UG_REPORTS_FILE, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK,
+			     0644);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		r = -EINVAL;
+	else
+		r = ug_write_all(fd, lines->data, lines->len);
+	close(fd);
+	/* a racing session may rotate too: one of the renames wins, and at
+	 * worst a report lands in the older file */
+	if (r == 0 && (uint64_t)st.st_size + lines->len > UG_REPORTS_ROTATE)
+		renameat(ss->s->dirfd, UG_REPORTS_FILE, ss->s->dirfd, UG_REPORTS_OLD);
+	return r;
+}
+
 static int handle_report(struct session *ss, const struct ug_msg *m)
 {
+	struct ug_error e = { "" };
+	struct ug_buf lines;
 	json_error_t jerr;
 	json_t *doc;
-	char *line;
-	size_t len;
-	int fd, r;
+	size_t count = 0;
+	bool relay = false;
+	int r;
 
 	if (ss->o->read_only && ss->reports > 0)
 		return reply_error(ss, UG_PERR_DENIED, "only one REPORT per session is allowed on a read-only key");
@@ -789,37 +878,30 @@ static int handle_report(struct session *ss, const struct ug_msg *m)
 		json_decref(doc);
 		return reply_error(ss, UG_PERR_BADREQ, "report is not a JSON object");
 	}
-	/* compact: one report is one line, whatever the client's layout */
-	line = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(doc);
-	if (!line)
-		return ug_error_set(ss->err, -ENOMEM, "out of memory");
-	len = strlen(line);
-	line[len] = '\n'; /* json_dumps's NUL becomes the newline */
-	r = ug_mkdir_p(ss->s->dirfd, SERVE_REPORTS_DIR, 0755);
-	fd = r < 0 ? r : ug_open_beneath(ss->s->dirfd, SERVE_REPORTS_FILE,
-					   O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0644);
-	if (fd >= 0) {
-		struct stat st;
-		/* one write: O_APPEND keeps concurrent sessions' lines whole */
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-			r = -EINVAL;
-		else
-			r = ug_write_all(fd, line, len + 1);
-		close(fd);
-		/* a racing session may rotate too: one of the renames wins, and
-		 * at worst a report lands in the older file */
-		if (r == 0 && (uint64_t)st.st_size + len + 1 > SERVE_REPORTS_MAX)
-			renameat(ss->s->dirfd, SERVE_REPORTS_FILE, ss->s->dirfd, SERVE_REPORTS_OLD);
-	} else {
-		r = fd;
+	if (ss->o->read_only && json_object_get(doc, "relay")) {
+		json_decref(doc);
+		return reply_error(ss, UG_PERR_DENIED, "a read-only key cannot relay reports");
 	}
-	free(line);
+	/* every stamped line is at most UG_REPORT_LINE_MAX bytes + newline */
+	ug_buf_init(&lines, UG_REPORT_BATCH_MAX * (size_t)(UG_REPORT_LINE_MAX + 1));
+	r = report_lines(ss, doc, &relay, &count, &lines, &e);
+	json_decref(doc);
+	if (r == -EINVAL || r == -E2BIG) {
+		ug_buf_release(&lines);
+		return reply_error(ss, UG_PERR_BADREQ, "%s", e.msg);
+	}
+	if (r == 0)
+		r = reports_append(ss, &lines);
+	ug_buf_release(&lines);
+	if (r == -ENOMEM)
+		return ug_error_set(ss->err, r, "out of memory");
 	if (r < 0)
-		return reply_error(ss, UG_PERR_INTERNAL, "cannot append to '%s/" SERVE_REPORTS_FILE "': %s",
+		return reply_error(ss, UG_PERR_INTERNAL, "cannot append to '%s/" UG_REPORTS_FILE "': %s",
 				   ss->s->path, strerror(-r));
 	ss->reports++;
-	ss->cnt.reports++;
+	ss->cnt.reports += count;
+	if (relay)
+		slog(ss, LOG_INFO, "client '%s' relayed %zu reports", ss->client, count);
 	{
 		struct ug_msg ok = { .type = UG_MSG_OK };
 		return send_msg(ss, &ok);

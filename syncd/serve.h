@@ -25,11 +25,14 @@
  *
  * Signature deltas are cached in REPO/cache/sigdelta/HEX, HEX being the
  * BLAKE2b of (form, object id, signature bytes); nothing expires them yet.
- * REPORTs are appended, one compact JSON object per line, to
- * REPO/reports/reports.jsonl.
+ * REPORTs are checked (src/report.h), stamped with "received" and this
+ * server's name in "via", and appended, one compact JSON object per line,
+ * to REPO/reports/reports.jsonl; a REPORT may also be a relay batch,
+ * {"relay":[...]}, from a server below (syncd/relay.c), appended whole
+ * or refused whole.
  *
  * Read-only sessions (--read-only, for the keys terminals use) may not ask
- * for STATS and each may send at most one REPORT. */
+ * for STATS or relay, and each may send at most one REPORT. */
 #ifndef UG_SERVE_H
 #define UG_SERVE_H
 

@@ -465,7 +465,11 @@ Test(cluster, format_address_reports_a_short_buffer)
 	cr_assert_eq(ug_server_format_address(&s, out, sizeof(out)),
 		     (int)(UG_USER_MAX + 1 + UG_HOST_MAX + 6));
 	cr_assert_eq(ug_server_format_address(&s, small, sizeof(small)), -ENOSPC);
-	cr_assert_eq(ug_server_format_address(&nohost, out, sizeof(out)), -EINVAL);
+	/* no host: this machine, a spawned server (tconf's "seed = - REPO") */
+	cr_assert_eq(ug_server_format_address(&nohost, out, sizeof(out)), 1);
+	cr_assert_str_eq(out, "-");
+	cr_assert_eq(ug_server_format_address(&nohost, small, 1), -ENOSPC);
+	cr_assert_eq(ug_server_format_address(NULL, out, sizeof(out)), -EINVAL);
 }
 
 /* ---- the in-memory rules, as the manifest reader applies them ------------ */

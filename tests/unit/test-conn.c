@@ -2,7 +2,8 @@
  * (reads, writes, byte counters, timeouts, end of stream, shutdown, who
  * closes the fds) and the spawn transport (a round trip through cat, exit
  * statuses, a program that does not exist, no pipe leaking into a second
- * child). */
+ * child), and the bandwidth limit every read goes through (its average,
+ * its 1 s cap on one sleep, no burst after a pause). */
 #include "config.h"
 
 #include <criterion/criterion.h>
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -307,4 +310,163 @@ Test(conn, spawn_pipes_do_not_leak_into_other_children)
 	cr_assert_eq(ug_conn_read_exact(b, buf, 1), 0);
 	cr_assert_eq(buf[0], 'b');
 	cr_assert_eq(ug_conn_close(b), 0);
+}
+
+/* ---------------------------------------------------------------- bwlimit */
+
+#define BW_TOTAL (600u * 1024u)
+
+/* A child pushing BW_TOTAL bytes into a socket as fast as it can, then
+ * closing it; returns the parent's end and the child's pid. */
+static int bw_writer(pid_t *ret_pid)
+{
+	int sv[2];
+	pid_t pid;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		static uint8_t block[64 * 1024];
+
+		close(sv[0]);
+		for (size_t done = 0; done < BW_TOTAL; done += sizeof(block)) {
+			size_t n = BW_TOTAL - done < sizeof(block) ? BW_TOTAL - done : sizeof(block);
+			for (size_t k = 0; k < n; k++)
+				block[k] = (uint8_t)((done + k) % 251);
+			if (ug_write_all(sv[1], block, n) < 0)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(sv[1]);
+	*ret_pid = pid;
+	return sv[0];
+}
+
+/* Read c to its end in 64 KiB reads, checking every byte; returns ms. */
+static int64_t bw_read_all(struct ug_conn *c, size_t want)
+{
+	static uint8_t buf[64 * 1024];
+	int64_t t0 = now_ms();
+	size_t got = 0;
+	ssize_t r;
+
+	while ((r = ug_conn_read(c, buf, sizeof(buf), 5000)) > 0) {
+		for (ssize_t k = 0; k < r; k++)
+			cr_assert_eq(buf[k], (uint8_t)((got + (size_t)k) % 251), "byte %zu",
+				     got + (size_t)k);
+		got += (size_t)r;
+	}
+	cr_assert_eq(r, 0, "read: %zd", r);
+	cr_assert_eq(got, want);
+	return now_ms() - t0;
+}
+
+static void bw_reap(pid_t pid)
+{
+	int status;
+
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer failed");
+}
+
+Test(conn, bwlimit_holds_the_average)
+{
+	pid_t pid;
+	int fd = bw_writer(&pid);
+	struct ug_conn *c;
+
+	cr_assert_eq(ug_conn_fd_new(fd, fd, true, &c), 0);
+	ug_conn_set_bwlimit(c, 200 * 1024);
+	cr_assert_eq(c->bwlimit, 200 * 1024);
+	/* 600 KiB at 200 KiB/s: 3 s */
+	int64_t ms = bw_read_all(c, BW_TOTAL);
+	cr_assert_geq(ms, 2400, "600 KiB at 200 KiB/s took %lld ms", (long long)ms);
+	cr_assert_leq(ms, 4500, "600 KiB at 200 KiB/s took %lld ms", (long long)ms);
+	cr_assert_eq(c->bytes_in, BW_TOTAL);
+	ug_conn_close(c);
+	bw_reap(pid);
+}
+
+Test(conn, bwlimit_zero_is_no_limit)
+{
+	pid_t pid;
+	int fd = bw_writer(&pid);
+	struct ug_conn *c;
+
+	cr_assert_eq(ug_conn_fd_new(fd, fd, true, &c), 0);
+	cr_assert_eq(c->bwlimit, 0, "no limit unless asked");
+	int64_t ms = bw_read_all(c, BW_TOTAL);
+	cr_assert_lt(ms, 1000, "600 KiB without a limit took %lld ms", (long long)ms);
+	ug_conn_close(c);
+	bw_reap(pid);
+}
+
+/* One read far over the limit sleeps 1 s, not its whole debt, and the
+ * rest is carried; a new limit starts from no debt. */
+Test(conn, bwlimit_sleeps_at_most_a_second_and_restarts_on_change)
+{
+	int p[2];
+	struct ug_conn *c;
+	static uint8_t buf[100 * 1024];
+
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	cr_assert_eq(fcntl(p[1], F_SETPIPE_SZ, 1024 * 1024) >= (int)sizeof(buf), true);
+	cr_assert_eq(ug_conn_fd_new(p[0], p[1], true, &c), 0);
+	ug_conn_set_bwlimit(c, 25 * 1024);
+	/* 100 KiB at 25 KiB/s: a debt of 4 s */
+	cr_assert_eq(write(p[1], buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	int64_t t0 = now_ms();
+	cr_assert_eq(ug_conn_read(c, buf, sizeof(buf), 1000), (ssize_t)sizeof(buf));
+	int64_t ms = now_ms() - t0;
+	cr_assert_geq(ms, 950, "the read slept %lld ms", (long long)ms);
+	cr_assert_lt(ms, 2000, "one sleep is at most 1 s, this one %lld ms", (long long)ms);
+	cr_assert_gt(c->bw_debt, 50 * 1024, "the rest of the debt is carried: %.0f", c->bw_debt);
+
+	/* a plain assignment is a new limit too: the old debt is dropped */
+	c->bwlimit = 1024 * 1024;
+	cr_assert_eq(write(p[1], buf, 4096), 4096);
+	t0 = now_ms();
+	cr_assert_eq(ug_conn_read(c, buf, 4096, 1000), 4096);
+	ms = now_ms() - t0;
+	cr_assert_leq(c->bw_debt, 4096, "debt %.0f after a new limit", c->bw_debt);
+	cr_assert_lt(ms, 500, "4 KiB at 1 MiB/s took %lld ms", (long long)ms);
+
+	/* and with no limit, no accounting at all */
+	ug_conn_set_bwlimit(c, 0);
+	cr_assert_eq(write(p[1], buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	t0 = now_ms();
+	cr_assert_eq(ug_conn_read(c, buf, sizeof(buf), 1000), (ssize_t)sizeof(buf));
+	cr_assert_lt(now_ms() - t0, 500);
+	cr_assert_eq(c->bytes_in, 2 * sizeof(buf) + 4096);
+	ug_conn_close(c);
+}
+
+/* Time spent waiting for bytes pays for them: a reader slower than the
+ * limit never sleeps, and a long pause earns no burst afterwards. */
+Test(conn, bwlimit_idle_time_earns_no_burst)
+{
+	int p[2];
+	struct ug_conn *c;
+	static uint8_t buf[64 * 1024];
+
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	cr_assert_eq(fcntl(p[1], F_SETPIPE_SZ, 1024 * 1024) >= 128 * 1024, true);
+	cr_assert_eq(ug_conn_fd_new(p[0], p[1], true, &c), 0);
+	ug_conn_set_bwlimit(c, 256 * 1024);
+	cr_assert_eq(write(p[1], buf, 1024), 1024);
+	cr_assert_eq(ug_conn_read(c, buf, 1024, 1000), 1024);
+	struct timespec idle = { 0, 600 * 1000 * 1000 };
+	nanosleep(&idle, NULL);
+	/* after 0.6 s idle, 128 KiB at 256 KiB/s still takes ~0.5 s */
+	cr_assert_eq(write(p[1], buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	cr_assert_eq(write(p[1], buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	int64_t t0 = now_ms();
+	cr_assert_eq(ug_conn_read(c, buf, sizeof(buf), 1000), (ssize_t)sizeof(buf));
+	cr_assert_eq(ug_conn_read(c, buf, sizeof(buf), 1000), (ssize_t)sizeof(buf));
+	int64_t ms = now_ms() - t0;
+	cr_assert_geq(ms, 400, "128 KiB after a pause took %lld ms", (long long)ms);
+	cr_assert_lt(ms, 1500, "128 KiB after a pause took %lld ms", (long long)ms);
+	ug_conn_close(c);
 }

@@ -362,6 +362,7 @@ static void assert_manifest_eq(const struct ug_manifest *a, const struct ug_mani
 			cr_assert_eq(x->target_sizes[j], y->target_sizes[j]);
 		}
 	}
+	cr_assert(ug_rollout_equal(a->rollout, b->rollout), "rollout");
 }
 
 /* ---- round trip and layout --------------------------------------------- */
@@ -481,7 +482,8 @@ Test(manifest, golden_file_parses_and_writes_back_identically)
 Test(manifest, unknown_keys_are_ignored)
 {
 	char *doc = valid_doc();
-	char *ext = subst(doc, "\"format\":1,", "\"format\":1,\n\"rollout\":{\"waves\":[1,2,{\"x\":null}]},");
+	/* ("rollout" is a known key now, strict inside: see rollout_*) */
+	char *ext = subst(doc, "\"format\":1,", "\"format\":1,\n\"waves\":{\"waves\":[1,2,{\"x\":null}]},");
 	char *files = subst(ext, "{\"action\":\"patch\",", "{\"action\":\"patch\",\"future\":true,");
 	struct ug_manifest *m = parse_ok(files, strlen(files));
 	char *out = write_ok(m, NULL);
@@ -1785,4 +1787,158 @@ Test(manifest, chains_survive_random_corruption)
 	cr_assert_gt(rejected, 1000, "most damage must be caught");
 	free(doc);
 	ug_manifest_free(m);
+}
+
+/* ---- rollout --------------------------------------------------------------- */
+
+static struct ug_rollout *rollout_of(unsigned permille, const char *const *groups, size_t ng,
+				     const char *const *patterns, size_t np)
+{
+	struct ug_rollout *r = calloc(1, sizeof(*r));
+
+	cr_assert_not_null(r);
+	r->permille = permille;
+	r->groups = calloc(ng + 1, sizeof(*r->groups));
+	r->patterns = calloc(np + 1, sizeof(*r->patterns));
+	cr_assert(r->groups && r->patterns);
+	for (size_t i = 0; i < ng; i++)
+		r->groups[i] = xstrdup(groups[i]);
+	for (size_t i = 0; i < np; i++)
+		r->patterns[i] = xstrdup(patterns[i]);
+	r->ngroups = ng;
+	r->npatterns = np;
+	return r;
+}
+
+static struct ug_manifest *build_rolled(void)
+{
+	static const char *const groups[] = { "east", "west" };
+	static const char *const pats[] = { "meter-00*", "kiosk-[ab]?,x" };
+	struct ug_manifest *m = build();
+
+	m->rollout = rollout_of(125, groups, 2, pats, 2);
+	return m;
+}
+
+/* The valid document with "rollout":ROLLOUT where the writer puts it
+ * (between "renamed" and "version"). */
+static char *doc_with_rollout(const char *rollout)
+{
+	char *doc = valid_doc(), *to, *out;
+	size_t n = strlen(rollout) + 32;
+
+	to = malloc(n);
+	cr_assert_not_null(to);
+	snprintf(to, n, "\"rollout\":%s,\n\"version\":", rollout);
+	out = subst(doc, "\"version\":", to);
+	free(to);
+	free(doc);
+	return out;
+}
+
+static void expect_rollout_fail(const char *rollout, int rc, const char *want)
+{
+	char *doc = doc_with_rollout(rollout);
+
+	expect_parse_fail(doc, rc, want);
+	free(doc);
+}
+
+Test(manifest, rollout_round_trip_one_line)
+{
+	struct ug_manifest *m = build_rolled(), *p;
+	char *out = write_ok(m, NULL), *again;
+	const struct ug_rollout *r;
+
+	cr_assert_not_null(strstr(out, "\n\"rollout\":{\"groups\":[\"east\",\"west\"],\"permille\":125,"
+				  "\"terminals\":[\"meter-00*\",\"kiosk-[ab]?,x\"]},\n\"version\":3\n"),
+			   "rollout is one sorted line before \"version\":\n%s", out);
+	p = parse_ok(out, strlen(out));
+	r = p->rollout;
+	cr_assert_not_null(r);
+	cr_assert_eq(r->permille, 125);
+	cr_assert_eq(r->ngroups, 2);
+	cr_assert_str_eq(r->groups[1], "west");
+	cr_assert_eq(r->npatterns, 2);
+	cr_assert_str_eq(r->patterns[1], "kiosk-[ab]?,x");
+	cr_assert(ug_rollout_equal(r, m->rollout));
+	again = write_ok(p, NULL);
+	cr_assert_str_eq(again, out, "written back identically");
+	assert_manifest_eq(m, p);
+	free(again);
+	free(out);
+	ug_manifest_free(p);
+	ug_manifest_free(m);
+}
+
+Test(manifest, rollout_absent_means_everyone_and_percent_alone)
+{
+	struct ug_manifest *m = build(), *p;
+	char *out = write_ok(m, NULL);
+
+	cr_assert_null(strstr(out, "rollout"), "no rollout: no key");
+	p = parse_ok(out, strlen(out));
+	cr_assert_null(p->rollout);
+	ug_manifest_free(p);
+	free(out);
+
+	m->rollout = rollout_of(0, NULL, 0, NULL, 0);
+	out = write_ok(m, NULL);
+	cr_assert_not_null(strstr(out, "\n\"rollout\":{\"permille\":0},\n"), "%s", out);
+	p = parse_ok(out, strlen(out));
+	cr_assert_not_null(p->rollout);
+	cr_assert_eq(p->rollout->permille, 0);
+	cr_assert_eq(p->rollout->ngroups + p->rollout->npatterns, 0);
+	ug_manifest_free(p);
+	free(out);
+	ug_manifest_free(m);
+
+	/* empty lists are read as none */
+	out = doc_with_rollout("{\"groups\":[],\"permille\":1000,\"terminals\":[]}");
+	p = parse_ok(out, strlen(out));
+	cr_assert_not_null(p->rollout);
+	cr_assert(ug_rollout_is_everyone(p->rollout));
+	ug_manifest_free(p);
+	free(out);
+}
+
+Test(manifest, rejects_invalid_rollout)
+{
+	static const char *const one[] = { "a b" };
+	struct ug_manifest *m;
+	char big[80 * 70 + 64];
+	size_t at;
+
+	expect_rollout_fail("[]", -EBADMSG, "rollout: expected an object");
+	expect_rollout_fail("{}", -EBADMSG, "rollout.permille: missing");
+	expect_rollout_fail("{\"permille\":\"10%\"}", -EBADMSG, "rollout.permille: expected an integer");
+	expect_rollout_fail("{\"permille\":10.5}", -EBADMSG, "rollout.permille: expected an integer");
+	expect_rollout_fail("{\"permille\":1001}", -EBADMSG, "not between 0 and 1000");
+	expect_rollout_fail("{\"permille\":-1}", -EBADMSG, "not between 0 and 1000");
+	expect_rollout_fail("{\"permille\":10,\"waves\":[1]}", -EBADMSG, "unknown key 'waves'");
+	expect_rollout_fail("{\"permille\":10,\"groups\":\"g1\"}", -EBADMSG,
+			    "rollout.groups: expected an array");
+	expect_rollout_fail("{\"permille\":10,\"groups\":[1]}", -EBADMSG,
+			    "rollout.groups[0]: expected a string");
+	expect_rollout_fail("{\"permille\":10,\"groups\":[\"a b\"]}", -EBADMSG, "rollout groups[0]");
+	expect_rollout_fail("{\"permille\":10,\"terminals\":[\"\"]}", -EBADMSG,
+			    "rollout patterns[0] is empty");
+	expect_rollout_fail("{\"permille\":10,\"terminals\":[\"m\\u0001\"]}", -EBADMSG,
+			    "printable ASCII");
+	expect_rollout_fail("{\"permille\":10,\"terminals\":[\"m\\u0000x\"]}", -EBADMSG, "");
+	expect_rollout_fail("{\"permille\":10,\"permille\":20}", -EBADMSG, "duplicate");
+	/* 65 groups */
+	at = (size_t)snprintf(big, sizeof(big), "{\"permille\":10,\"groups\":[");
+	for (int i = 0; i < 65; i++)
+		at += (size_t)snprintf(big + at, sizeof(big) - at, "%s\"g%d\"", i ? "," : "", i);
+	snprintf(big + at, sizeof(big) - at, "]}");
+	expect_rollout_fail(big, -E2BIG, "rollout.groups: 65 entries");
+
+	/* in memory: validate and write refuse it too */
+	m = build();
+	m->rollout = rollout_of(1001, NULL, 0, NULL, 0);
+	expect_invalid(m, -EBADMSG, "above 1000");
+	m = build();
+	m->rollout = rollout_of(10, one, 1, NULL, 0);
+	expect_invalid(m, -EBADMSG, "rollout groups[0]");
 }

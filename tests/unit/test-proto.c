@@ -638,6 +638,19 @@ Test(proto, roundtrip_boundaries)
 	m.ver = 2;
 	roundtrip(&m, &frame, &out);
 	ug_buf_release(&frame);
+	/* rollout documents and their signatures: channel and version */
+	for (uint8_t kind = UG_BLOB_ROLLOUT; kind <= UG_BLOB_ROLLOUT_SIG; kind++) {
+		m = mk(UG_MSG_GET);
+		m.kind = kind;
+		snprintf(m.channel, sizeof(m.channel), "stable");
+		m.ver = 7;
+		roundtrip(&m, &frame, &out);
+		cr_assert_eq(out.kind, kind);
+		cr_assert_str_eq(out.channel, "stable");
+		cr_assert_eq(out.ver, 7);
+		ug_buf_release(&frame);
+	}
+	cr_assert_eq(UG_BLOB_KIND_MAX, UG_BLOB_ROLLOUT_SIG, "the rollout kinds are the last");
 
 	m = mk(UG_MSG_SIGDELTA);
 	m.form = UG_SIG_CONTENT;
@@ -787,7 +800,7 @@ static bool bad_msg(unsigned i, struct ug_msg *m, const char **want)
 		*m = mk(UG_MSG_GET), *want = "GET: blob kind 0 is unknown";
 		return true;
 	case 26:
-		*m = mk(UG_MSG_GET), m->kind = UG_BLOB_KIND_MAX + 1, *want = "GET: blob kind 6 is unknown";
+		*m = mk(UG_MSG_GET), m->kind = UG_BLOB_KIND_MAX + 1, *want = "GET: blob kind 8 is unknown";
 		return true;
 	case 27:
 		*m = mk(UG_MSG_GET), m->kind = UG_BLOB_MANIFEST, m->ver = 1;
@@ -879,6 +892,25 @@ static bool bad_msg(unsigned i, struct ug_msg *m, const char **want)
 		return true;
 	case 48:
 		*m = mk((enum ug_msg_type)0x00), *want = "frame type 0x00 is unknown";
+		return true;
+	case 49:
+		*m = mk(UG_MSG_GET), m->kind = UG_BLOB_ROLLOUT;
+		snprintf(m->channel, sizeof(m->channel), "stable");
+		*want = "GET: version 0 names no rollout document";
+		return true;
+	case 50:
+		*m = mk(UG_MSG_GET), m->kind = UG_BLOB_ROLLOUT_SIG;
+		snprintf(m->channel, sizeof(m->channel), "stable");
+		*want = "GET: version 0 names no rollout document";
+		return true;
+	case 51:
+		*m = mk(UG_MSG_GET), m->kind = UG_BLOB_ROLLOUT, m->ver = 3;
+		*want = "GET: channel name must be";
+		return true;
+	case 52:
+		*m = mk(UG_MSG_GET), m->kind = UG_BLOB_ROLLOUT_SIG, m->ver = 3;
+		snprintf(m->channel, sizeof(m->channel), "../x");
+		*want = "GET: channel name '../x'";
 		return true;
 	}
 	return false;

@@ -9,8 +9,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "hash.h"
+#include "manifest.h"
 #include "rollout.h"
+#include "sign.h"
+#include "store.h"
+#include "tmpdir.h"
 #include "util.h"
 
 #define FLEET 10000u
@@ -306,4 +311,546 @@ Test(rollout, check_rejects)
 	expect_check(&r, -EINVAL, "no list");
 	r.patterns = patterns;
 	expect_check(&r, 0, NULL);
+}
+
+/* ---- owned rollouts, operator input, groups ------------------------------ */
+
+Test(rollout, from_args_sorts_dedupes_and_checks)
+{
+	char *pats[] = { "meter-00*", "a,b", "meter-00*" };
+	struct ug_error err = { "" };
+	struct ug_rollout *r = NULL, *d;
+	char out[256];
+
+	cr_assert_eq(ug_rollout_from_args("12.5%", "g3,g1,g3", pats, 3, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(r->permille, 125);
+	cr_assert_eq(r->ngroups, 2);
+	cr_assert_str_eq(r->groups[0], "g1");
+	cr_assert_str_eq(r->groups[1], "g3");
+	cr_assert_eq(r->npatterns, 2, "a pattern given twice is kept once");
+	cr_assert_str_eq(r->patterns[0], "meter-00*");
+	cr_assert_str_eq(r->patterns[1], "a,b", "a pattern may hold a comma");
+	ug_rollout_format(r, out, sizeof(out));
+	cr_assert_str_eq(out, "12.5% of groups g1,g3 and terminals 'meter-00*','a,b'");
+
+	d = ug_rollout_dup(r);
+	cr_assert_not_null(d);
+	cr_assert(ug_rollout_equal(r, d));
+	cr_assert_neq(d->groups, r->groups, "a deep copy");
+	d->permille = 126;
+	cr_assert_not(ug_rollout_equal(r, d));
+	ug_rollout_free(d);
+	cr_assert(ug_rollout_equal(NULL, NULL));
+	cr_assert_not(ug_rollout_equal(r, NULL));
+	cr_assert_not(ug_rollout_is_everyone(r));
+	ug_rollout_free(r);
+	ug_rollout_free(NULL);
+
+	/* no percentage: 100%; nothing else: everyone */
+	cr_assert_eq(ug_rollout_from_args(NULL, NULL, NULL, 0, &r, &err), 0);
+	cr_assert_eq(r->permille, 1000);
+	cr_assert(ug_rollout_is_everyone(r));
+	ug_rollout_format(r, out, sizeof(out));
+	cr_assert_str_eq(out, "everyone");
+	ug_rollout_free(r);
+	cr_assert_eq(ug_rollout_from_args("50", NULL, pats, 1, &r, &err), 0);
+	ug_rollout_format(r, out, sizeof(out));
+	cr_assert_str_eq(out, "50% of terminals 'meter-00*'");
+	ug_rollout_free(r);
+	cr_assert(ug_rollout_is_everyone(NULL));
+}
+
+Test(rollout, from_args_rejects)
+{
+	static const struct { const char *pct, *groups; const char *pat; int rc; const char *msg; }
+	bad[] = {
+		{ "120%", NULL, NULL, -EINVAL, "above 100%" },
+		{ "ten", NULL, NULL, -EINVAL, "not a percentage" },
+		{ "10", "g1,,g2", NULL, -EINVAL, "a group name is empty" },
+		{ "10", "g1,", NULL, -EINVAL, "a group name is empty" },
+		{ "10", "a b", NULL, -EINVAL, "--groups:" },
+		{ "10", "g1", "", -EINVAL, "--terminals: a pattern is empty" },
+		{ "10", NULL, "bad\x01", -EINVAL, "printable ASCII" },
+	};
+	char many[64 * 5 + 16];
+	size_t at = 0;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *pats[] = { (char *)bad[i].pat };
+		struct ug_error err = { "" };
+		struct ug_rollout *r = (struct ug_rollout *)0x1;
+		int rc = ug_rollout_from_args(bad[i].pct, bad[i].groups, pats, bad[i].pat ? 1 : 0, &r,
+					      &err);
+
+		cr_assert_eq(rc, bad[i].rc, "case %zu: %d %s", i, rc, err.msg);
+		cr_assert_eq(r, (struct ug_rollout *)0x1, "ret untouched");
+		cr_assert_not_null(strstr(err.msg, bad[i].msg), "case %zu: '%s' lacks '%s'", i,
+				   err.msg, bad[i].msg);
+	}
+	for (int i = 0; i < 65; i++)
+		at += (size_t)snprintf(many + at, sizeof(many) - at, "%sg%d", i ? "," : "", i);
+	{
+		struct ug_error err = { "" };
+		struct ug_rollout *r = NULL;
+
+		cr_assert_eq(ug_rollout_from_args("10", many, NULL, 0, &r, &err), -E2BIG, "%s", err.msg);
+	}
+}
+
+Test(rollout, groups_must_be_in_the_chain_list)
+{
+	static const char text[] = "[group east]\nserver = e1 10.0.0.1 /r\n"
+				   "[group west]\nserver = w1 10.0.0.2 /r\n";
+	struct ug_cluster *c = NULL;
+	struct ug_rollout *r = NULL;
+	struct ug_error err = { "" };
+
+	cr_assert_eq(ug_cluster_parse(text, strlen(text), &c, &err), 0, "%s", err.msg);
+	cr_assert_eq(ug_rollout_from_args("10", "west", NULL, 0, &r, &err), 0);
+	cr_assert_eq(ug_rollout_check_groups(r, c, &err), 0, "%s", err.msg);
+	cr_assert_eq(ug_rollout_check_groups(NULL, NULL, &err), 0, "no rollout: nothing to check");
+	ug_rollout_free(r);
+	cr_assert_eq(ug_rollout_from_args("10", "east,north", NULL, 0, &r, &err), 0);
+	cr_assert_eq(ug_rollout_check_groups(r, c, &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "rollout group 'north' is not in the chain list (groups: east, west)"),
+			   "%s", err.msg);
+	cr_assert_eq(ug_rollout_check_groups(r, NULL, &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "no cluster file"), "%s", err.msg);
+	ug_rollout_free(r);
+	ug_cluster_free(c);
+}
+
+/* ---- rollout documents --------------------------------------------------- */
+
+struct keys {
+	struct ug_seckey master, other;
+};
+
+static void make_keys(struct keys *k)
+{
+	cr_assert_eq(ug_key_generate(&k->master), 0);
+	cr_assert_eq(ug_key_generate(&k->other), 0);
+}
+
+static struct ug_rollout *args(const char *pct, const char *groups)
+{
+	struct ug_rollout *r = NULL;
+	struct ug_error err = { "" };
+
+	cr_assert_eq(ug_rollout_from_args(pct, groups, NULL, 0, &r, &err), 0, "%s", err.msg);
+	return r;
+}
+
+/* A document for channel/version, written and signed with key k. */
+static void make_doc(const struct ug_seckey *k, const char *context, const char *channel,
+		     uint64_t version, uint64_t serial, struct ug_rollout *r, char **ret_doc,
+		     size_t *ret_len, char **ret_sig, size_t *ret_sig_len)
+{
+	struct ug_rollout_doc d = { .format = UG_ROLLOUT_DOC_FORMAT, .channel = (char *)channel,
+				    .version = version, .serial = serial,
+				    .created = 1767225600, .rollout = r };
+	struct ug_error err = { "" };
+
+	cr_assert_eq(ug_rollout_doc_write(&d, ret_doc, ret_len, &err), 0, "%s", err.msg);
+	cr_assert_eq(ug_sign(k, context, *ret_doc, *ret_len, ret_sig, ret_sig_len), 0);
+}
+
+static struct ug_manifest *manifest_of(const char *channel, uint64_t version,
+				       struct ug_rollout *r)
+{
+	struct ug_manifest *m = ug_manifest_new();
+
+	cr_assert_not_null(m);
+	m->channel = strdup(channel);
+	cr_assert_not_null(m->channel);
+	m->version = version;
+	m->rollout = r;
+	return m;
+}
+
+Test(rollout, document_layout_and_round_trip)
+{
+	struct ug_rollout *r = args("50%", "g1");
+	struct ug_rollout_doc d = { .format = 1, .channel = "stable", .version = 42, .serial = 2,
+				    .created = 1767225600, .rollout = r };
+	struct ug_rollout_doc *p = NULL;
+	struct ug_error err = { "" };
+	char *doc = NULL;
+	size_t len = 0;
+
+	cr_assert_eq(ug_rollout_doc_write(&d, &doc, &len, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(doc, "{\"channel\":\"stable\",\"created\":1767225600,\"format\":1,"
+			      "\"rollout\":{\"groups\":[\"g1\"],\"permille\":500},\"serial\":2,"
+			      "\"version\":42}\n");
+	cr_assert_eq(len, strlen(doc));
+	cr_assert_eq(ug_rollout_doc_parse(doc, len, "stable", 42, &p, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(p->channel, "stable");
+	cr_assert_eq(p->version, 42);
+	cr_assert_eq(p->serial, 2);
+	cr_assert_eq(p->created, 1767225600);
+	cr_assert(ug_rollout_equal(p->rollout, r));
+	ug_rollout_doc_free(p);
+	ug_rollout_doc_free(NULL);
+	free(doc);
+
+	/* the writer refuses what the parser would */
+	d.serial = 0;
+	cr_assert_eq(ug_rollout_doc_write(&d, &doc, &len, &err), -EINVAL);
+	d.serial = 1;
+	d.channel = "-bad";
+	cr_assert_eq(ug_rollout_doc_write(&d, &doc, &len, &err), -EINVAL);
+	d.channel = "stable";
+	d.rollout = NULL;
+	cr_assert_eq(ug_rollout_doc_write(&d, &doc, &len, &err), -EINVAL);
+	ug_rollout_free(r);
+}
+
+static void expect_doc_fail(const char *doc, int rc, const char *want)
+{
+	struct ug_rollout_doc *p = (struct ug_rollout_doc *)0x1;
+	struct ug_error err = { "" };
+	int r = ug_rollout_doc_parse(doc, strlen(doc), "stable", 42, &p, &err);
+
+	cr_assert_eq(r, rc, "'%s': %d %s", doc, r, err.msg);
+	cr_assert_eq(p, (struct ug_rollout_doc *)0x1, "ret untouched");
+	cr_assert_not_null(strstr(err.msg, want), "'%s': '%s' lacks '%s'", doc, err.msg, want);
+}
+
+#define DOC_HEAD "{\"channel\":\"stable\",\"created\":1,\"format\":1,"
+Test(rollout, document_parse_is_strict)
+{
+	expect_doc_fail("", -EBADMSG, "not valid JSON");
+	expect_doc_fail("[1]", -EBADMSG, "not a JSON object");
+	expect_doc_fail("{\"format\":2}", -EBADMSG, "unsupported format");
+	expect_doc_fail(DOC_HEAD "\"rollout\":{\"permille\":1},\"serial\":1,\"version\":42,\"x\":0}",
+			-EBADMSG, "unknown key 'x'");
+	expect_doc_fail(DOC_HEAD "\"rollout\":{\"permille\":1},\"serial\":1,\"version\":42,"
+			"\"serial\":2}", -EBADMSG, "duplicate");
+	expect_doc_fail(DOC_HEAD "\"rollout\":{\"permille\":1},\"serial\":1}", -EBADMSG,
+			"'version' is missing");
+	expect_doc_fail(DOC_HEAD "\"rollout\":{\"permille\":1},\"version\":42}", -EBADMSG,
+			"'serial' is missing");
+	expect_doc_fail(DOC_HEAD "\"serial\":1,\"version\":42}", -EBADMSG, "'rollout' is missing");
+	expect_doc_fail(DOC_HEAD "\"rollout\":{\"permille\":1},\"serial\":0,\"version\":42}",
+			-EBADMSG, "'serial' 0 is not between 1");
+	expect_doc_fail(DOC_HEAD "\"rollout\":{\"permille\":1},\"serial\":\"1\",\"version\":42}",
+			-EBADMSG, "'serial' is not an integer");
+	expect_doc_fail(DOC_HEAD "\"rollout\":{\"permille\":1},\"serial\":-5,\"version\":42}",
+			-EBADMSG, "'serial' -5");
+	expect_doc_fail("{\"channel\":\"stable\",\"created\":-1,\"format\":1,\"rollout\":"
+			"{\"permille\":1},\"serial\":1,\"version\":42}", -EBADMSG, "'created'");
+	expect_doc_fail("{\"channel\":\"../x\",\"created\":1,\"format\":1,\"rollout\":"
+			"{\"permille\":1},\"serial\":1,\"version\":42}", -EBADMSG, "not a channel name");
+	/* about another version or channel: a server must not swap them */
+	expect_doc_fail(DOC_HEAD "\"rollout\":{\"permille\":1},\"serial\":1,\"version\":41}",
+			-EBADMSG, "is for version 41 of 'stable', not 42 of 'stable'");
+	expect_doc_fail("{\"channel\":\"beta\",\"created\":1,\"format\":1,\"rollout\":"
+			"{\"permille\":1},\"serial\":1,\"version\":42}", -EBADMSG, "of 'beta'");
+	/* the rollout object is checked as in a manifest */
+	expect_doc_fail(DOC_HEAD "\"rollout\":{\"permille\":1,\"waves\":1},\"serial\":1,\"version\":42}",
+			-EBADMSG, "unknown key 'waves'");
+	expect_doc_fail(DOC_HEAD "\"rollout\":{\"permille\":2000},\"serial\":1,\"version\":42}",
+			-EBADMSG, "not between 0 and 1000");
+	expect_doc_fail(DOC_HEAD "\"rollout\":{\"permille\":1,\"groups\":[\"a/b\"]},\"serial\":1,"
+			"\"version\":42}", -EBADMSG, "groups[0]");
+}
+
+Test(rollout, document_too_large_is_refused_before_parsing)
+{
+	size_t n = UG_ROLLOUT_DOC_MAX + 1;
+	char *big = malloc(n + 1);
+	struct ug_rollout_doc *p = NULL;
+	struct ug_error err = { "" };
+	struct keys k;
+	char *sig = NULL;
+	size_t sig_len = 0;
+
+	cr_assert_not_null(big);
+	memset(big, ' ', n);
+	big[0] = '{';
+	big[n - 1] = '}';
+	big[n] = '\0';
+	cr_assert_eq(ug_rollout_doc_parse(big, n, "stable", 42, &p, &err), -E2BIG);
+	cr_assert_not_null(strstr(err.msg, "more than the limit of 65536"), "%s", err.msg);
+	/* and before the signature is even checked */
+	make_keys(&k);
+	cr_assert_eq(ug_sign(&k.master, UG_SIGN_CONTEXT_ROLLOUT, big, n, &sig, &sig_len), 0);
+	cr_assert_eq(ug_rollout_doc_verify(&k.master.pub, "stable", 42, big, n, sig, sig_len, &p,
+					   &err), -E2BIG);
+	free(sig);
+	free(big);
+}
+
+Test(rollout, in_force_prefers_a_valid_document)
+{
+	struct keys k;
+	struct ug_manifest *m;
+	struct ug_rollout_doc *d = (struct ug_rollout_doc *)0x1;
+	const struct ug_rollout *r = (const struct ug_rollout *)0x1;
+	struct ug_error err = { "" };
+	struct ug_rollout *doc_r = args("50%", NULL);
+	char *doc, *sig;
+	size_t len, sig_len;
+
+	make_keys(&k);
+	m = manifest_of("stable", 42, args("10%", "g1"));
+	/* no document: the manifest's */
+	cr_assert_eq(ug_rollout_in_force(m, &k.master.pub, NULL, 0, NULL, 0, &d, &r, &err), 0);
+	cr_assert_null(d);
+	cr_assert_eq(r, m->rollout);
+	/* a valid document: its own */
+	make_doc(&k.master, UG_SIGN_CONTEXT_ROLLOUT, "stable", 42, 3, doc_r, &doc, &len, &sig,
+		 &sig_len);
+	cr_assert_eq(ug_rollout_in_force(m, &k.master.pub, doc, len, sig, sig_len, &d, &r, &err), 0,
+		     "%s", err.msg);
+	cr_assert_not_null(d);
+	cr_assert_eq(d->serial, 3);
+	cr_assert_eq(r, d->rollout);
+	cr_assert_eq(r->permille, 500);
+	cr_assert_eq(r->ngroups, 0);
+	ug_rollout_doc_free(d);
+	free(doc);
+	free(sig);
+
+	/* a document of 100% lets everyone in even when the manifest did not */
+	ug_rollout_free(doc_r);
+	doc_r = args("100%", NULL);
+	make_doc(&k.master, UG_SIGN_CONTEXT_ROLLOUT, "stable", 42, 4, doc_r, &doc, &len, &sig,
+		 &sig_len);
+	cr_assert_eq(ug_rollout_in_force(m, &k.master.pub, doc, len, sig, sig_len, &d, &r, &err), 0);
+	cr_assert(ug_rollout_includes(r, "anyone", 42, NULL));
+	ug_rollout_doc_free(d);
+	free(doc);
+	free(sig);
+	ug_rollout_free(doc_r);
+
+	/* a manifest without a rollout and no document: NULL, everyone */
+	ug_rollout_free(m->rollout);
+	m->rollout = NULL;
+	r = (const struct ug_rollout *)0x1;
+	cr_assert_eq(ug_rollout_in_force(m, &k.master.pub, NULL, 0, NULL, 0, &d, &r, &err), 0);
+	cr_assert_null(r);
+	cr_assert_null(d);
+	/* nowhere to put a document it would parse */
+	cr_assert_eq(ug_rollout_in_force(m, &k.master.pub, "{}", 2, "x", 1, NULL, &r, &err), -EINVAL);
+	ug_manifest_free(m);
+}
+
+/* Each bad document is an error; the outputs stay untouched, and the
+ * caller falls back to the manifest's rollout. */
+static void expect_in_force_fail(const struct ug_manifest *m, const struct ug_pubkey *pk,
+				 const char *doc, size_t len, const char *sig, size_t sig_len,
+				 int rc, const char *want)
+{
+	struct ug_rollout_doc *d = (struct ug_rollout_doc *)0x1;
+	const struct ug_rollout *r = (const struct ug_rollout *)0x1;
+	struct ug_error err = { "" };
+	int got = ug_rollout_in_force(m, pk, doc, len, sig, sig_len, &d, &r, &err);
+
+	cr_assert_eq(got, rc, "%d %s (want %d)", got, err.msg, rc);
+	cr_assert_eq(d, (struct ug_rollout_doc *)0x1);
+	cr_assert_eq(r, (const struct ug_rollout *)0x1);
+	cr_assert_not_null(strstr(err.msg, want), "'%s' lacks '%s'", err.msg, want);
+}
+
+Test(rollout, in_force_refuses_bad_documents)
+{
+	struct keys k;
+	struct ug_manifest *m;
+	struct ug_rollout *doc_r = args("50%", NULL);
+	char *doc, *sig, *bad;
+	size_t len, sig_len;
+
+	make_keys(&k);
+	m = manifest_of("stable", 42, args("10%", NULL));
+	make_doc(&k.master, UG_SIGN_CONTEXT_ROLLOUT, "stable", 42, 1, doc_r, &doc, &len, &sig,
+		 &sig_len);
+
+	/* tampered: one byte of the document */
+	bad = strdup(doc);
+	cr_assert_not_null(bad);
+	*strstr(bad, "500") = '9';
+	expect_in_force_fail(m, &k.master.pub, bad, len, sig, sig_len, -EKEYREJECTED,
+			     "bad signature");
+	free(bad);
+	/* another key */
+	expect_in_force_fail(m, &k.other.pub, doc, len, sig, sig_len, -EKEYREJECTED,
+			     "expected key");
+	/* no signature */
+	expect_in_force_fail(m, &k.master.pub, doc, len, NULL, 0, -EKEYREJECTED, "no signature");
+	/* a signature line that is not one */
+	expect_in_force_fail(m, &k.master.pub, doc, len, "garbage\n", 8, -EBADMSG, "malformed");
+	/* a document signed for another version of the same channel */
+	free(doc);
+	free(sig);
+	make_doc(&k.master, UG_SIGN_CONTEXT_ROLLOUT, "stable", 41, 1, doc_r, &doc, &len, &sig,
+		 &sig_len);
+	expect_in_force_fail(m, &k.master.pub, doc, len, sig, sig_len, -EBADMSG,
+			     "is for version 41 of 'stable', not 42");
+	free(doc);
+	free(sig);
+	/* signed by the master, but as a manifest: contexts keep them apart */
+	make_doc(&k.master, UG_SIGN_CONTEXT_MANIFEST, "stable", 42, 1, doc_r, &doc, &len, &sig,
+		 &sig_len);
+	expect_in_force_fail(m, &k.master.pub, doc, len, sig, sig_len, -EKEYREJECTED,
+			     "bad signature");
+	free(doc);
+	free(sig);
+	/* signed, but not a valid document (an unknown key) */
+	doc = strdup("{\"channel\":\"stable\",\"created\":1,\"format\":1,\"rollout\":{\"permille\":1},"
+		     "\"serial\":1,\"version\":42,\"expires\":5}");
+	cr_assert_not_null(doc);
+	len = strlen(doc);
+	cr_assert_eq(ug_sign(&k.master, UG_SIGN_CONTEXT_ROLLOUT, doc, len, &sig, &sig_len), 0);
+	expect_in_force_fail(m, &k.master.pub, doc, len, sig, sig_len, -EBADMSG,
+			     "unknown key 'expires'");
+	free(doc);
+	free(sig);
+	ug_rollout_free(doc_r);
+	ug_manifest_free(m);
+}
+
+/* Serials order documents but in_force sees one at a time: an older
+ * document still verifies, and its serial is what the caller compares. */
+Test(rollout, serials_are_for_the_caller_to_compare)
+{
+	struct keys k;
+	struct ug_manifest *m;
+	struct ug_rollout *r1 = args("10%", NULL), *r2 = args("60%", NULL);
+	struct ug_rollout_doc *d1 = NULL, *d2 = NULL;
+	const struct ug_rollout *r = NULL;
+	struct ug_error err = { "" };
+	char *doc1, *sig1, *doc2, *sig2;
+	size_t l1, s1, l2, s2;
+
+	make_keys(&k);
+	m = manifest_of("stable", 42, NULL);
+	make_doc(&k.master, UG_SIGN_CONTEXT_ROLLOUT, "stable", 42, 1, r1, &doc1, &l1, &sig1, &s1);
+	make_doc(&k.master, UG_SIGN_CONTEXT_ROLLOUT, "stable", 42, 2, r2, &doc2, &l2, &sig2, &s2);
+	cr_assert_eq(ug_rollout_in_force(m, &k.master.pub, doc2, l2, sig2, s2, &d2, &r, &err), 0);
+	cr_assert_eq(ug_rollout_in_force(m, &k.master.pub, doc1, l1, sig1, s1, &d1, &r, &err), 0);
+	cr_assert_eq(r->permille, 100, "the older one verifies too");
+	cr_assert_gt(d2->serial, d1->serial, "the caller keeps serial 2 and refuses serial 1");
+	ug_rollout_doc_free(d1);
+	ug_rollout_doc_free(d2);
+	free(doc1);
+	free(sig1);
+	free(doc2);
+	free(sig2);
+	ug_rollout_free(r1);
+	ug_rollout_free(r2);
+	ug_manifest_free(m);
+}
+
+/* Random damage to a signed document: refused, never a crash. */
+Test(rollout, document_survives_random_corruption)
+{
+	struct keys k;
+	struct ug_rollout *ro = NULL;
+	struct ug_error err = { "" };
+	char *pats[] = { "meter-00*" };
+	char *doc, *sig;
+	size_t len, sig_len;
+	uint32_t seed = 7;
+
+	make_keys(&k);
+	cr_assert_eq(ug_rollout_from_args("25%", "g1,g2", pats, 1, &ro, &err), 0);
+	make_doc(&k.master, UG_SIGN_CONTEXT_ROLLOUT, "stable", 42, 9, ro, &doc, &len, &sig,
+		 &sig_len);
+	for (int iter = 0; iter < 2000; iter++) {
+		static const char set[] = "[]{}\",:0123456789x\\\x01 ";
+		struct ug_rollout_doc *d = NULL;
+		char *copy = malloc(len);
+		int r;
+
+		cr_assert_not_null(copy);
+		memcpy(copy, doc, len);
+		for (int j = 0; j < 1 + iter % 3; j++) {
+			seed = seed * 1103515245u + 12345u;
+			copy[(seed >> 8) % len] = set[(seed >> 24) % (sizeof(set) - 1)];
+		}
+		/* unsigned: the parser alone must hold */
+		r = ug_rollout_doc_parse(copy, len, "stable", 42, &d, &err);
+		cr_assert(r == 0 || r == -EBADMSG || r == -E2BIG, "%d %s", r, err.msg);
+		ug_rollout_doc_free(d);
+		d = NULL;
+		r = ug_rollout_doc_verify(&k.master.pub, "stable", 42, copy, len, sig, sig_len, &d,
+					  &err);
+		cr_assert(r == 0 ? memcmp(copy, doc, len) == 0 : r == -EKEYREJECTED,
+			  "only the signed bytes verify (%d %s)", r, err.msg);
+		ug_rollout_doc_free(d);
+		free(copy);
+	}
+	free(doc);
+	free(sig);
+	ug_rollout_free(ro);
+}
+
+/* ---- the store's copy ------------------------------------------------------ */
+
+static void store_init(void)
+{
+	ug_test_tmp_make("rollout");
+}
+
+static void store_fini(void)
+{
+	ug_test_tmp_remove();
+}
+
+Test(rollout, store_put_get, .init = store_init, .fini = store_fini)
+{
+	struct ug_store *s = NULL;
+	struct ug_error e = { "" };
+	char repo[128], path[192], *doc = NULL, *sig = NULL, *big;
+	size_t len = 0, sig_len = 0;
+
+	snprintf(repo, sizeof(repo), "%s/repo", tmpdir);
+	cr_assert_eq(ug_store_create(repo, &e), 0, "%s", e.msg);
+	cr_assert_eq(ug_store_open(repo, &s, &e), 0, "%s", e.msg);
+	/* no channel yet: nothing to attach a document to */
+	cr_assert_eq(ug_store_rollout_put(s, "stable", 3, "d\n", 2, "s\n", 2), -ENOENT);
+	cr_assert_eq(ug_store_rollout_get(s, "stable", 3, &doc, &len, &sig, &sig_len), -ENOENT);
+	cr_assert_eq(ug_store_manifest_put(s, "stable", 3, "{}", 2, "sig", 3), 0);
+	cr_assert_eq(ug_store_rollout_get(s, "stable", 3, &doc, &len, &sig, &sig_len), -ENOENT,
+		     "a version without a document");
+	cr_assert_eq(ug_store_rollout_put(s, "stable", 0, "d\n", 2, "s\n", 2), -EINVAL);
+	cr_assert_eq(ug_store_rollout_put(s, "../x", 3, "d\n", 2, "s\n", 2), -EINVAL);
+
+	cr_assert_eq(ug_store_rollout_put(s, "stable", 3, "doc 1\n", 6, "sig 1\n", 6), 0);
+	cr_assert_eq(ug_store_rollout_put(s, "stable", 3, "doc 2\n", 6, "sig 2\n", 6), 0,
+		     "a newer document replaces the old");
+	cr_assert_eq(ug_store_rollout_get(s, "stable", 3, &doc, &len, &sig, &sig_len), 0);
+	cr_assert_str_eq(doc, "doc 2\n");
+	cr_assert_eq(len, 6);
+	cr_assert_str_eq(sig, "sig 2\n");
+	cr_assert_eq(sig_len, 6);
+	free(doc);
+	free(sig);
+	doc = NULL;
+	/* the signature may be left out */
+	cr_assert_eq(ug_store_rollout_get(s, "stable", 3, &doc, &len, NULL, NULL), 0);
+	free(doc);
+	/* the versions listed are still the manifests' */
+	{
+		uint64_t *v = NULL;
+		size_t n = 0;
+
+		cr_assert_eq(ug_store_versions(s, "stable", &v, &n), 0);
+		cr_assert_eq(n, 1);
+		cr_assert_eq(v[0], 3);
+		free(v);
+	}
+	/* a document without its signature file */
+	snprintf(path, sizeof(path), "%s/manifests/stable/3.rollout.sig", repo);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(ug_store_rollout_get(s, "stable", 3, &doc, &len, &sig, &sig_len), -EKEYREJECTED);
+	/* a document over the limit is not read */
+	big = calloc(1, UG_ROLLOUT_DOC_MAX + 2);
+	cr_assert_not_null(big);
+	memset(big, 'x', UG_ROLLOUT_DOC_MAX + 1);
+	cr_assert_eq(ug_store_rollout_put(s, "stable", 3, big, UG_ROLLOUT_DOC_MAX + 1, "s", 1), 0);
+	cr_assert_eq(ug_store_rollout_get(s, "stable", 3, &doc, &len, &sig, &sig_len), -E2BIG);
+	free(big);
+	ug_store_free(s);
 }

@@ -28,6 +28,7 @@
 #include "hash.h"
 #include "proto.h"
 #include "publish.h"
+#include "report.h"
 #include "serve.h"
 #include "sign.h"
 #include "store.h"
@@ -933,23 +934,81 @@ static void report(struct ug_conn *c, const char *text)
 	csend(c, &m);
 }
 
+/* The reports file's lines, parsed; *ret_n of them (the array and its
+ * documents are the caller's to free with free_lines). */
+static json_t **report_lines(size_t *ret_n)
+{
+	char path[512];
+	uint8_t *f;
+	size_t n, count = 0;
+	json_t **docs;
+	char *p, *nl;
+
+	snprintf(path, sizeof(path), "%s/reports/reports.jsonl", repo);
+	f = read_all(path, &n);
+	docs = calloc(n + 1, sizeof(*docs));
+	cr_assert_not_null(docs);
+	for (p = (char *)f; (nl = strchr(p, '\n')); p = nl + 1) {
+		json_error_t jerr;
+		docs[count] = json_loadb(p, (size_t)(nl - p), JSON_REJECT_DUPLICATES, &jerr);
+		cr_assert_not_null(docs[count], "stored line %zu is not JSON: %s", count + 1, jerr.text);
+		*nl = '\0';
+		cr_assert(!strstr(p, "\": ") && !strstr(p, ", \""), "stored line %zu is not compact: %s",
+			  count + 1, p);
+		count++;
+	}
+	cr_assert_eq(*p, '\0', "the file does not end with a newline");
+	free(f);
+	*ret_n = count;
+	return docs;
+}
+
+static void free_lines(json_t **docs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		json_decref(docs[i]);
+	free(docs);
+}
+
+static const char *str_of(json_t *doc, const char *key)
+{
+	return json_string_value(json_object_get(doc, key));
+}
+
+static json_int_t int_of(json_t *doc, const char *key)
+{
+	json_t *v = json_object_get(doc, key);
+
+	cr_assert(json_is_integer(v), "no integer '%s'", key);
+	return json_integer_value(v);
+}
+
+/* Send text as a REPORT; expect OK. */
+static void report_ok(struct ug_conn *c, const char *text)
+{
+	struct ug_msg m;
+
+	report(c, text);
+	m = crecv(c);
+	cr_assert_eq(m.type, UG_MSG_OK, "REPORT %s: got %s%s%.*s", text, ug_msg_type_name(m.type),
+		     m.type == UG_MSG_ERROR ? ": " : "", m.type == UG_MSG_ERROR ? (int)m.text_len : 0,
+		     m.type == UG_MSG_ERROR ? m.text : "");
+}
+
 Test(serve, report_appends_one_line)
 {
 	struct server srv;
 	struct ug_conn *c = start(&srv);
-	char path[512];
-	uint8_t *f;
+	int64_t before = ug_now();
+	json_t **docs, *via;
 	size_t n;
-	struct ug_msg m;
 
 	hello(c);
-	report(c, "{\"host\":\"t1\",\"version\":2}");
-	m = crecv(c);
-	cr_assert_eq(m.type, UG_MSG_OK);
-	/* spread over lines by the client: still one line in the file */
-	report(c, "{\n  \"host\": \"t2\",\n  \"ok\": true\n}\n");
-	m = crecv(c);
-	cr_assert_eq(m.type, UG_MSG_OK);
+	report_ok(c, "{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":2,\"target\":2}");
+	/* spread over lines by the client: still one line in the file; what
+	 * a terminal says of "received" and "via" is replaced */
+	report_ok(c, "{\n  \"terminal\": \"t2\",\n  \"result\": \"failed\", \"installed\": 1,\n"
+		  "  \"message\": \"hash mismatch\", \"received\": 5, \"via\": [\"forged\"]\n}\n");
 	report(c, "this is not json");
 	expect_error(c, UG_PERR_BADREQ, "report is not JSON");
 	report(c, "[1, 2]");
@@ -957,13 +1016,137 @@ Test(serve, report_appends_one_line)
 	bye(c);
 	cr_assert_eq(finish(&srv, c), 0);
 
-	snprintf(path, sizeof(path), "%s/reports/reports.jsonl", repo);
-	f = read_all(path, &n);
-	cr_assert_str_eq((char *)f, "{\"host\":\"t1\",\"version\":2}\n{\"host\":\"t2\",\"ok\":true}\n");
-	free(f);
+	docs = report_lines(&n);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(str_of(docs[0], "terminal"), "t1");
+	cr_assert_eq(int_of(docs[0], "target"), 2);
+	cr_assert_str_eq(str_of(docs[1], "terminal"), "t2");
+	cr_assert_str_eq(str_of(docs[1], "message"), "hash mismatch");
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_geq(int_of(docs[i], "received"), before);
+		cr_assert_leq(int_of(docs[i], "received"), ug_now());
+		via = json_object_get(docs[i], "via");
+		cr_assert_eq(json_array_size(via), 1);
+		cr_assert_str_eq(json_string_value(json_array_get(via, 0)), "test-server");
+	}
+	free_lines(docs, n);
 }
 
-Test(serve, read_only_denies_stats_and_a_second_report)
+Test(serve, hostile_reports_are_refused_and_the_session_goes_on)
+{
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+		{ "{\"result\":\"ok\",\"installed\":1}", "no 'terminal'" },
+		{ "{\"terminal\":\"t 1\",\"result\":\"ok\",\"installed\":1}", "not printable ASCII" },
+		{ "{\"terminal\":\"t\\u0000\",\"result\":\"ok\",\"installed\":1}", "not JSON" },
+		{ "{\"terminal\":[\"t1\"],\"result\":\"ok\",\"installed\":1}", "'terminal' must be a string" },
+		{ "{\"terminal\":\"t1\",\"result\":\"exploded\",\"installed\":1}", "'result' must be one of" },
+		{ "{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":\"43\"}", "'installed' must be an integer" },
+		{ "{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":99999999999999999999}", "not JSON" },
+		{ "{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":1,\"time\":-3}", "'time'" },
+		{ "{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":1,\"channel\":\"../../etc\"}", "'channel'" },
+		{ "{\"terminal\":\"t1\",\"result\":\"ok\",\"terminal\":\"t2\",\"installed\":1}", "not JSON" },
+		{ "{\"relay\":[{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":1}],\"x\":1}",
+		  "'relay' and nothing else" },
+		{ "{\"relay\":[]}", "1 to 1024 reports" },
+		{ "{\"relay\":{}}", "1 to 1024 reports" },
+	};
+	struct server srv;
+	struct ug_conn *c = start(&srv);
+	char *huge = malloc(UG_PROTO_TEXT_MAX + 1);
+	size_t n;
+	json_t **docs;
+
+	cr_assert_not_null(huge);
+	hello(c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		report(c, bad[i].text);
+		expect_error(c, UG_PERR_BADREQ, bad[i].want);
+	}
+	/* within the frame's limit, over what a terminal may send */
+	n = (size_t)snprintf(huge, 200, "{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":1,"
+			     "\"pad\":\"");
+	memset(huge + n, 'p', UG_PROTO_TEXT_MAX - n - 2);
+	memcpy(huge + UG_PROTO_TEXT_MAX - 2, "\"}", 3);
+	report(c, huge);
+	expect_error(c, UG_PERR_BADREQ, "more than the 16384 a terminal's report may have");
+	free(huge);
+	report_ok(c, "{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":1}");
+	bye(c);
+	cr_assert_eq(finish(&srv, c), 0);
+	docs = report_lines(&n);
+	cr_assert_eq(n, 1, "a refused report was stored");
+	free_lines(docs, n);
+}
+
+Test(serve, relay_batch_appends_each_report_with_its_path)
+{
+	struct server srv;
+	struct ug_conn *c = start(&srv);
+	int64_t before = ug_now();
+	json_t **docs, *via, *st;
+	size_t n;
+
+	hello(c);
+	report_ok(c, "{\"relay\":["
+		  "{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":3,\"received\":1000,\"via\":[\"g1-s3\",\"g1-s2\"]},"
+		  "{\"terminal\":\"t2\",\"result\":\"rolled-back\",\"installed\":2,\"target\":3,\"received\":2000,\"via\":[\"g1-s2\"]},"
+		  "{\"terminal\":\"t3\",\"result\":\"current\",\"installed\":3}]}");
+	/* one bad report refuses the whole batch: nothing of it is stored */
+	report(c, "{\"relay\":[{\"terminal\":\"t4\",\"result\":\"ok\",\"installed\":3},"
+	       "{\"terminal\":\"t5\",\"result\":\"ok\",\"installed\":\"x\"}]}");
+	expect_error(c, UG_PERR_BADREQ, "relay batch, report 2: report: 'installed'");
+	/* a server may relay more than once per session, and send its own */
+	report_ok(c, "{\"relay\":[{\"terminal\":\"t6\",\"result\":\"ok\",\"installed\":3}]}");
+	bye(c);
+	cr_assert_eq(finish(&srv, c), 0);
+
+	docs = report_lines(&n);
+	cr_assert_eq(n, 4);
+	cr_assert_str_eq(str_of(docs[0], "terminal"), "t1");
+	cr_assert_eq(int_of(docs[0], "received"), 1000, "a relayed report keeps its received");
+	via = json_object_get(docs[0], "via");
+	cr_assert_eq(json_array_size(via), 3);
+	cr_assert_str_eq(json_string_value(json_array_get(via, 0)), "g1-s3");
+	cr_assert_str_eq(json_string_value(json_array_get(via, 2)), "test-server");
+	cr_assert_str_eq(str_of(docs[1], "result"), "rolled-back");
+	cr_assert_eq(int_of(docs[1], "received"), 2000);
+	cr_assert_str_eq(str_of(docs[2], "terminal"), "t3");
+	cr_assert_geq(int_of(docs[2], "received"), before, "a missing received is added");
+	cr_assert_str_eq(str_of(docs[3], "terminal"), "t6");
+	free_lines(docs, n);
+	st = stats_doc();
+	cr_assert_eq(stat_of(st, "reports", NULL), 4, "every report of a batch counts");
+	json_decref(st);
+}
+
+Test(serve, a_full_relay_batch_is_taken)
+{
+	struct server srv;
+	struct ug_conn *c = start(&srv);
+	char *text = malloc(UG_PROTO_TEXT_MAX + 1);
+	size_t n = 0, lines;
+	json_t **docs;
+
+	cr_assert_not_null(text);
+	n += (size_t)snprintf(text, 64, "{\"relay\":[");
+	for (unsigned i = 0; i < UG_REPORT_BATCH_MAX; i++)
+		n += (size_t)snprintf(text + n, UG_PROTO_TEXT_MAX - n, "%s{\"terminal\":\"%x\","
+				      "\"result\":\"ok\",\"installed\":1}", i ? "," : "", i);
+	n += (size_t)snprintf(text + n, UG_PROTO_TEXT_MAX - n, "]}");
+	cr_assert_lt(n, UG_PROTO_TEXT_MAX);
+	hello(c);
+	report_ok(c, text);
+	free(text);
+	bye(c);
+	cr_assert_eq(finish(&srv, c), 0);
+	docs = report_lines(&lines);
+	cr_assert_eq(lines, UG_REPORT_BATCH_MAX);
+	free_lines(docs, lines);
+}
+
+Test(serve, read_only_denies_stats_relay_and_a_second_report)
 {
 	struct server srv;
 	struct ug_conn *c = start_opts(&srv, true, 0, 10);
@@ -976,10 +1159,10 @@ Test(serve, read_only_denies_stats_and_a_second_report)
 	m = (struct ug_msg){ .type = UG_MSG_STATS };
 	csend(c, &m);
 	expect_error(c, UG_PERR_DENIED, "STATS is not allowed on a read-only key");
-	report(c, "{\"host\":\"t1\"}");
-	m = crecv(c);
-	cr_assert_eq(m.type, UG_MSG_OK);
-	report(c, "{\"host\":\"t1\",\"again\":true}");
+	report(c, "{\"relay\":[{\"terminal\":\"t9\",\"result\":\"ok\",\"installed\":1}]}");
+	expect_error(c, UG_PERR_DENIED, "a read-only key cannot relay reports");
+	report_ok(c, "{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":1}");
+	report(c, "{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":1,\"again\":true}");
 	expect_error(c, UG_PERR_DENIED, "only one REPORT");
 	cr_assert_eq(get_ref(c, CHANNEL), 2, "the session goes on");
 	bye(c);
@@ -987,6 +1170,33 @@ Test(serve, read_only_denies_stats_and_a_second_report)
 	st = stats_doc();
 	cr_assert_eq(stat_of(st, "reports", NULL), 1);
 	json_decref(st);
+}
+
+Test(serve, reports_rotate_past_their_limit)
+{
+	struct server srv;
+	struct ug_conn *c;
+	char path[512];
+	struct stat st;
+	int fd;
+
+	/* a file just under the limit: the next report rotates it */
+	snprintf(path, sizeof(path), "%s/reports", repo);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/reports/reports.jsonl", repo);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, UG_REPORTS_ROTATE - 10), 0);
+	close(fd);
+	c = start(&srv);
+	hello(c);
+	report_ok(c, "{\"terminal\":\"t1\",\"result\":\"ok\",\"installed\":1}");
+	bye(c);
+	cr_assert_eq(finish(&srv, c), 0);
+	cr_assert_eq(stat(path, &st), -1, "reports.jsonl was not rotated");
+	snprintf(path, sizeof(path), "%s/reports/reports.jsonl.1", repo);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_gt((uint64_t)st.st_size, UG_REPORTS_ROTATE);
 }
 
 Test(serve, stats_reply_is_the_counters)
