@@ -10,6 +10,7 @@
 
 #include "delta.h"
 #include "manifest.h"
+#include "rollout.h"
 #include "verify.h"
 
 struct vctx {
@@ -172,6 +173,29 @@ out:
 		close(dfd);
 }
 
+/* The signed rollout document of a version, if it has one: a bad one
+ * makes terminals and servers fall back to the manifest's rollout. */
+static void check_rollout(struct vctx *v, const char *what, const char *channel, uint64_t ver)
+{
+	struct ug_rollout_doc *doc = NULL;
+	struct ug_error e = { "" };
+	char *text = NULL, *sig = NULL;
+	size_t tl = 0, sl = 0;
+	int r;
+
+	r = ug_store_rollout_get(v->s, channel, ver, &text, &tl, &sig, &sl);
+	if (r == -ENOENT)
+		return;
+	if (r < 0)
+		problem(v, what, "rollout document: %s", r == -EKEYREJECTED
+			? "its signature file is missing" : strerror(-r));
+	else if (ug_rollout_doc_verify(v->pk, channel, ver, text, tl, sig, sl, &doc, &e) < 0)
+		problem(v, what, "rollout document: %s", e.msg);
+	ug_rollout_doc_free(doc);
+	free(text);
+	free(sig);
+}
+
 static void check_manifest(struct vctx *v, const char *channel, uint64_t ver,
 			   const uint64_t *versions, size_t nversions)
 {
@@ -216,6 +240,7 @@ static void check_manifest(struct vctx *v, const char *channel, uint64_t ver,
 	}
 	for (size_t b = 0; b < m->nbundles; b++)
 		check_bundle(v, what, &m->bundles[b]);
+	check_rollout(v, what, channel, ver);
 	/* manifest deltas stored for this version */
 	/* i == nversions: "from 0", the manifest compressed on its own */
 	for (size_t i = 0; i <= nversions; i++) {

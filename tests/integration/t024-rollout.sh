@@ -186,4 +186,9 @@ expect_in "$T/sync" "rollout document of version 3 of 'stable' from .* not taken
 	fail "the master's counters do not show rollout documents sent"
 ok "an older serial or a foreign signature is not taken; the round succeeds"
 
+# the master now holds a foreign document for version 3: verify names it
+run_ug 3 -R "$M" verify
+expect_in "$T/err" "manifest stable/3: rollout document: .*signed by key .*expected key" "verify checks rollout documents"
+ok "upgrid verify checks rollout documents (exit 3 for a foreign one)"
+
 done_testing
