@@ -588,7 +588,8 @@ int ug_ssh_connect(const struct ug_ssh_opts *o, const char *command,
 		goto fail;
 	if (ssh_connect(p->s) != SSH_OK) {
 		const char *e = ssh_get_error(p->s);
-		r = ug_error_set(err, connect_errno(e), "cannot connect to '%s': %s",
+		r = ug_error_set(err, connect_errno(e), "cannot connect to '%s': %s (is its "
+				 "sshd running, and are the host and port right in the settings?)",
 				 hostport, e);
 		goto fail;
 	}

@@ -757,16 +757,22 @@ again:
 	for (si = 0; si < n && !fetched; si++) {
 		struct ug_error e1 = { "" };
 
+		/* the last server's failure is in the final message: said once */
+		bool last = si + 1 == n;
+
 		r = ug_tfetch_connect(t, order[si], &e1);
 		if (r < 0) {
-			ug_term_log(t, LOG_INFO, "cannot use server %s: %s", order[si]->name, e1.msg);
+			if (!last)
+				ug_term_log(t, LOG_INFO, "cannot use server %s: %s", order[si]->name,
+					    e1.msg);
 			e = e1;
 			continue;
 		}
 		if (!chosen) {
 			r = ug_tfetch_choose(t, &tg, group, why, sizeof(why), &e1);
 			if (r < 0) {
-				ug_term_log(t, LOG_WARNING, "%s: trying the next server", e1.msg);
+				if (!last)
+					ug_term_log(t, LOG_WARNING, "%s: trying the next server", e1.msg);
 				e = e1;
 				ug_tfetch_disconnect(t);
 				continue;
@@ -788,9 +794,10 @@ again:
 			e = e1;
 			if (r == -ENOSPC || r == -EDQUOT)
 				break;  /* not the server's fault */
-			ug_term_log(t, LOG_WARNING, "fetching version %" PRIu64 " from %s failed: %s%s",
-				    a->target, t->cl ? t->cl->peer : order[si]->name, e1.msg,
-				    si + 1 < n ? ": trying the next server (downloads resume)" : "");
+			if (!last)
+				ug_term_log(t, LOG_WARNING, "fetching version %" PRIu64 " from %s "
+					    "failed: %s: trying the next server (downloads resume)",
+					    a->target, t->cl ? t->cl->peer : order[si]->name, e1.msg);
 			ug_tfetch_disconnect(t);
 			continue;
 		}

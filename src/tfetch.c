@@ -273,6 +273,12 @@ int ug_tfetch_choose(struct ug_term *t, struct ug_target *tg, const char *group,
 		if (++tried > CHOOSE_MAX)
 			break;
 		r = ug_mfetch(t->cl, &q, err);
+		if (r == -EKEYREJECTED) {
+			size_t used = strlen(err->msg);
+			snprintf(err->msg + used, sizeof(err->msg) - used, "; if the master's key "
+				 "changed, install its public key as '%s' (setting master-key)",
+				 t->c->master_key);
+		}
 		if (r < 0) {
 			free(v);
 			return r;
@@ -564,6 +570,18 @@ static bool server_problem(const struct ug_term *t, int r)
 					    r != -ENOSPC);
 }
 
+/* A local failure while staging: the disk, not the server. */
+static int staging_error(struct ug_term *t, const char *path, int r, struct ug_error *err)
+{
+	if (r == -ENOSPC || r == -EDQUOT)
+		return ug_error_set(err, r, "no space left for '%s' in '%s': free some space "
+				    "there (a new version needs room for its changed files and "
+				    "their downloads); the installed version runs on", path,
+				    t->c->state);
+	return ug_error_set(err, r, "cannot stage '%s' in '%s': %s", path, t->c->state,
+			    strerror(-r));
+}
+
 /* Make the cache hold blob id (an object in stored form, or a delta),
  * resuming a partial download. */
 static int fetch_blob(struct ug_term *t, enum ug_store_kind kind, const struct ug_hash *id,
@@ -593,6 +611,10 @@ static int fetch_blob(struct ug_term *t, enum ug_store_kind kind, const struct u
 		ug_term_log(t, LOG_INFO, "resuming %s %.16s at byte %" PRIu64 " from %s",
 			    kind == UG_STORE_OBJECTS ? "object" : "delta", hex, have, t->cl->peer);
 	r = ug_client_get(t->cl, &b, have, max, fd, &total, err);
+	if (r == -ENOSPC || r == -EDQUOT) {
+		close(fd);
+		return staging_error(t, "a download", r, err);
+	}
 	if (r < 0) {
 		close(fd);
 		if (r == -EINVAL || r == -ERANGE)
@@ -832,6 +854,8 @@ static int fetch_object(struct ug_term *t, struct ug_target *tg, size_t i, int s
 	r = ug_store_object_extract(t->cache, &f->hash, out);
 	if (r < 0) {
 		close(out);
+		if (r != -EBADMSG)
+			return staging_error(t, f->path, r, err);
 		ug_store_object_remove(t->cache, &f->hash);
 		return ug_error_set(err, r, "object of '%s' in '%s/cache' is damaged: removed, "
 				    "fetching again", f->path, t->c->state);

@@ -43,6 +43,10 @@
 #define SERVE_STATS_PATH "cache/serve-stats.json"
 #define SERVE_STATS_LOCK "cache/serve-stats.lock"
 #define SERVE_SLOTS_DIR "cache/slots"
+/* What a client is told when the repo will not open: the reason (a path,
+ * an errno) stays in the server's log, not with an unknown client. */
+#define SERVE_NO_REPO "server cannot open its repo: the reason is in the server's log " \
+	"(syslog); check the --repo path of its forced command, or run 'upgrid init' there"
 #define SERVE_SIGDELTA_DIR "cache/sigdelta"
 /* Disk a client can make the server spend: reports.jsonl is renamed to
  * reports.jsonl.1 (replacing it) past UG_REPORTS_ROTATE bytes (report.h),
@@ -1279,8 +1283,7 @@ int ug_serve(const struct ug_serve_opts *o, int in_fd, int out_fd, struct ug_err
 		/* the client would otherwise wait for a WELCOME that never
 		 * comes; the details stay in our log */
 		struct ug_msg m = { .type = UG_MSG_ERROR, .code = UG_PERR_INTERNAL,
-				    .text = "server cannot open its repo",
-				    .text_len = sizeof("server cannot open its repo") - 1 };
+				    .text = SERVE_NO_REPO, .text_len = sizeof(SERVE_NO_REPO) - 1 };
 		(void)ug_proto_send(ss.c, &m);
 		slog(&ss, LOG_ERR, "%s", ss.err->msg);
 		goto out;

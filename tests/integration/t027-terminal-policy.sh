@@ -205,3 +205,18 @@ term_replicate
 pull a
 [ "$pst" -eq 0 ] && [ "$(tstatus a .installed)" = 6 ] || { cat "$T/term/a.out"; fail "a terminal inside the widened rollout did not install 6"; }
 ok "staged rollout: 0% holds a terminal back; 'upgrid rollout' re-signed to its id pattern lets it in"
+
+# --- a full disk: a clear message, nothing installed half, no crash
+mkdir -p "$T/small"
+if mount -t tmpfs -o size=256k tmpfs "$T/small" 2>/dev/null; then
+	term_conf d g1a g1b
+	sed -i "s|^state = .*|state = $T/small/state|" "$T/term/d.conf"
+	pull d
+	umount "$T/small"
+	[ "$pst" -eq 1 ] || { cat "$T/term/d.out"; fail "a full disk exited $pst, expected 1"; }
+	expect_in "$T/term/d.out" "no space left for .* free some space there" "the full disk is named"
+	[ ! -e "$T/term/d/current" ] || fail "a half version was installed on a full disk"
+	ok "a full disk: exit 1, the message says what to do, nothing installed"
+else
+	echo "# cannot mount a tmpfs here: full-disk case not run"
+fi
