@@ -348,5 +348,7 @@ fail:
 		if (ex[i] >= 0)
 			close(ex[i]);
 	}
-	return ug_error_set(err, r, "cannot run '%s': %s", argv[0], strerror(-r));
+	return ug_error_set(err, r, "cannot run '%s': %s%s", argv[0], strerror(-r),
+			    r == -ENOENT && !strchr(argv[0], '/')
+			    ? " (not in PATH: install it, or give its full path in the settings)" : "");
 }

@@ -272,7 +272,7 @@ static int settings_load(const struct cmdline *cl, struct settings *s, struct ug
 				    m, q, s->config ? " (settings from '" : "",
 				    s->config ? s->config : "", s->config ? "' and the command line)" : "");
 	}
-	r = canonical(&s->tree, "tree", "", err);
+	r = canonical(&s->tree, "tree", "; give the directory to watch as TREE or as 'tree' in [watch]", err);
 	if (r < 0)
 		return r;
 	if (stat(s->tree, &st) < 0 || !S_ISDIR(st.st_mode))
