@@ -79,8 +79,8 @@ int ug_mfetch(struct ug_client *c, struct ug_mfetch *q, struct ug_error *err)
 	if (r < 0) {
 		r = ug_error_set(err, r == -EBADMSG ? -EKEYREJECTED : r,
 				 "refusing manifest %" PRIu64 " of '%s' from %s: %s (tampered with, "
-				 "or not signed by the key of the 'master-key' setting)", q->version, q->channel, c->peer,
-				 e.msg);
+				 "or not signed by the key of the 'master-key' setting)", q->version,
+				 q->channel, c->peer, e.msg);
 		goto fail;
 	}
 	r = ug_manifest_parse(q->json, q->json_len, &q->m, &e);
