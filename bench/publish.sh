@@ -95,53 +95,23 @@ rss_mib_of() {
 	awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$1"
 }
 
-# Deterministic tar: sorted names, fixed mtime and owner, so two trees
-# differ only where their files do.
-det_tar() {
-	LC_ALL=C tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
-		--format=gnu -C "$1" -cf "$2" .
-}
-
 # ---------------------------------------------------------------- sshd
 
-SSHD_PID=""
+# One sshd (lib.sh: ssh_setup, sshd_start) for rsync, stopped by pid in
+# the trap.
 SSH_CMD=""
 W=""
 
 cleanup() {
-	if [ -n "$SSHD_PID" ]; then
-		kill "$SSHD_PID" 2>/dev/null || true
-		wait "$SSHD_PID" 2>/dev/null || true
-	fi
+	sshd_stop_all
 	if [ -n "$W" ]; then rm -rf "$W"; fi
 }
 
 start_sshd() {
-	local d=$W/ssh port
-	mkdir -p "$d"
-	sshd_prepare
-	ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$d/host_key"
-	ssh-keygen -q -t ed25519 -N '' -C bench-client -f "$d/client_key"
-	cp "$d/client_key.pub" "$d/authorized_keys"
-	port=$(free_port)
-	sshd_config "$d" "$port" ERROR
-	"$SSHD_BIN" -t -f "$d/sshd_config" || die "sshd rejects the generated config"
-	"$SSHD_BIN" -D -e -f "$d/sshd_config" 2>"$d/sshd.log" &
-	SSHD_PID=$!
-	echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$d/host_key.pub")" >"$d/known_hosts"
-	SSH_CMD="ssh -F /dev/null -p $port -i $d/client_key -o IdentitiesOnly=yes -o BatchMode=yes"
-	SSH_CMD+=" -o UserKnownHostsFile=$d/known_hosts -o StrictHostKeyChecking=yes"
-	SSH_CMD+=" -o Compression=no -o LogLevel=ERROR"
-	for _ in $(seq 100); do
-		if $SSH_CMD "$(id -un)@127.0.0.1" true 2>/dev/null; then
-			log "sshd up on 127.0.0.1:$port (pid $SSHD_PID)"
-			return 0
-		fi
-		kill -0 "$SSHD_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	cat "$d/sshd.log" >&2
-	die "sshd on 127.0.0.1:$port does not accept the client key"
+	ssh_setup
+	sshd_start rsync ""
+	SSH_CMD=$(ssh_cmd rsync)
+	log "sshd up on 127.0.0.1:${SSHD_PORT[rsync]} (pid ${SSHD_PID[rsync]})"
 }
 
 # ---------------------------------------------------------------- measures

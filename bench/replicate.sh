@@ -93,171 +93,32 @@ declare -A TOOL_PKG=(
 	[npm]=npm [node]=nodejs [jq]=jq [tar]=tar [diff]=diffutils
 )
 
-find_syncd() {
-	if [ -z "${UPGRID_SYNCD:-}" ]; then UPGRID_SYNCD=$(dirname "$UPGRID")/upgrid-syncd; fi
-	[ -x "$UPGRID_SYNCD" ] || die "UPGRID_SYNCD='$UPGRID_SYNCD' is not executable (build it with 'make upgrid-syncd')"
-}
-
 # ---------------------------------------------------------------- sshd
 
-# One client key for every connection; one sshd per server, each with its
-# own host key, port and forced command; their host keys in one
-# known_hosts. Stopped by pid in the trap.
+# The sshds (lib.sh: ssh_setup, sshd_start) are stopped by pid in the trap.
 W=""
-SSH_DIR=""
-declare -A SSHD_PID=() SSHD_PORT=()
-USER_NAME=$(id -un)
 
 cleanup() {
-	local n
-	for n in "${!SSHD_PID[@]}"; do sshd_stop "$n"; done
+	sshd_stop_all
 	if [ -n "$W" ]; then
 		if [ "$keep" = 1 ]; then log "kept the scratch directory '$W'"; else rm -rf "$W"; fi
 	fi
 }
 
-ssh_setup() {
-	SSH_DIR=$W/ssh
-	mkdir -p "$SSH_DIR"
-	sshd_prepare
-	ssh-keygen -q -t ed25519 -N '' -C bench-client -f "$SSH_DIR/client_key"
-	: >"$SSH_DIR/known_hosts"
-}
-
-# sshd_start NAME FORCED_COMMAND ("" for none): start NAME's sshd on a
-# free port and wait until it listens
-sshd_start() {
-	local name=$1 cmd=$2 d=$SSH_DIR/$1 port try before
-	mkdir -p "$d"
-	ssh-keygen -q -t ed25519 -N '' -C "bench-host-$name" -f "$d/host_key"
-	if [ -n "$cmd" ]; then
-		printf 'command="%s",restrict %s\n' "${cmd//\"/\\\"}" "$(cat "$SSH_DIR/client_key.pub")"
-	else
-		printf 'restrict %s\n' "$(cat "$SSH_DIR/client_key.pub")"
-	fi >"$d/authorized_keys"
-	: >"$d/log"
-	for try in $(seq 10); do
-		port=$(free_port)
-		sshd_config "$d" "$port" INFO "MaxStartups 100:30:200"
-		"$SSHD_BIN" -t -f "$d/sshd_config" || die "sshd rejects the config of '$name'"
-		before=$(grep -c 'Server listening' "$d/log" || true)
-		"$SSHD_BIN" -D -f "$d/sshd_config" -E "$d/log" </dev/null >>"$d/out" 2>&1 &
-		SSHD_PID[$name]=$!
-		for _ in $(seq 100); do
-			[ "$(grep -c 'Server listening' "$d/log" || true)" -le "$before" ] || break
-			kill -0 "${SSHD_PID[$name]}" 2>/dev/null || break
-			sleep 0.05
-		done
-		if [ "$(grep -c 'Server listening' "$d/log" || true)" -gt "$before" ]; then
-			SSHD_PORT[$name]=$port
-			echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$d/host_key.pub")" >>"$SSH_DIR/known_hosts"
-			return 0
-		fi
-		sshd_stop "$name"
-		log "sshd for '$name' did not listen on port $port (try $try)"
-	done
-	cat "$d/log" >&2
-	die "sshd for '$name' does not start"
-}
-
-sshd_stop() {
-	local pid=${SSHD_PID[$1]:-}
-	unset "SSHD_PID[$1]"
-	[ -n "$pid" ] || return 0
-	kill "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
-# ssh command line for rsync -e, to server NAME (no forced command)
-ssh_cmd() {
-	printf 'ssh -F /dev/null -p %s -i %s -o IdentitiesOnly=yes -o BatchMode=yes' \
-		"${SSHD_PORT[$1]}" "$SSH_DIR/client_key"
-	printf ' -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes' "$SSH_DIR/known_hosts"
-	printf ' -o Compression=no -o LogLevel=ERROR'
-}
-
 # ---------------------------------------------------------------- cluster
-
-# Server names in chain order: every group's first, then every second...
-# (the order the --once rounds run in, so each server's upstream is ahead)
-chain_order() {
-	local i g
-	for i in $(seq "$chain"); do
-		for g in $(seq "$ngroups"); do echo "g${g}s$i"; done
-	done
-}
-
-# the servers of group g, in chain order
-group_servers() {
-	local i
-	for i in $(seq "$chain"); do echo "g${1}s$i"; done
-}
 
 declare -A R # results, "ID.key"
 
 # A fresh master, servers, sshds and rsync targets for pair id, under $W/id.
 setup_cluster() {
-	local id=$1 d=$W/$1 s g
+	local id=$1 d=$W/$1
 	mkdir -p "$d/logs" "$d/stats" "$d/rsync"
-	"$UPGRID" -R "$d/master" init >/dev/null || die "$id: upgrid init of the master failed"
+	cluster_up "$id" "$d" "$ngroups" "$chain" "$W/key.pub"
 	R[$id.config]=$(grep -E '^(level|window|threads|keep-deltas) *=' "$d/master/config" | tr -s ' ' | paste -sd';' | sed 's/;/; /g')
-	sshd_start "$id-master" "$UPGRID_SYNCD --serve --repo $d/master --name master"
-	for s in "${SERVERS[@]}"; do
-		"$UPGRID" -R "$d/$s" init >/dev/null || die "$id: upgrid init of '$s' failed"
-		sshd_start "$id-$s" "$UPGRID_SYNCD --serve --repo $d/$s --name $s"
-	done
-	{
-		echo "# bench/replicate.sh: $ngroups groups of $chain servers"
-		for g in $(seq "$ngroups"); do
-			echo "[group g$g]"
-			while read -r s; do
-				echo "server = $s $USER_NAME@127.0.0.1:${SSHD_PORT[$id-$s]} $d/$s"
-			done < <(group_servers "$g")
-		done
-	} >"$d/master/cluster"
-	for s in "${SERVERS[@]}"; do
-		cat >"$d/$s.conf" <<EOF
-[syncd]
-repo = $d/$s
-name = $s
-master = $USER_NAME@127.0.0.1:${SSHD_PORT[$id-master]} $d/master
-master-key = $W/key.pub
-identity = $SSH_DIR/client_key
-known-hosts = $SSH_DIR/known_hosts
-serve-command = $UPGRID_SYNCD
-connect-timeout = 10
-idle-timeout = 120
-retry = 1
-EOF
-	done
-	log "$id: master and $nservers servers up (sshd ports ${SSHD_PORT[$id-master]}, $(for s in "${SERVERS[@]}"; do printf '%s ' "${SSHD_PORT[$id-$s]}"; done | sed 's/ $//'))"
-}
-
-teardown_cluster() {
-	local id=$1 s
-	sshd_stop "$id-master"
-	for s in "${SERVERS[@]}"; do sshd_stop "$id-$s"; done
 }
 
 # snap id TAG: every node's serve counters into $W/id/stats/TAG.NODE.json
-snap() {
-	local id=$1 tag=$2 d=$W/$1 n
-	for n in master "${SERVERS[@]}"; do
-		"$UPGRID_SYNCD" --stats --repo "$d/$n" >"$d/stats/$tag.$n.json" ||
-			die "$id: upgrid-syncd --stats of '$n' failed"
-	done
-}
-
-# Counter differences after - before as "key value" lines: bytes_out,
-# bytes_in, sessions, KIND.count, KIND.bytes for each blob kind.
-stats_diff() {
-	jq -rn --slurpfile a "$1" --slurpfile b "$2" '
-		def d($p): (($b[0] | getpath($p)) // 0) - (($a[0] | getpath($p)) // 0);
-		(["bytes_out", "bytes_in", "sessions"] | .[] | "\(.) \(d([.]))"),
-		(($b[0].sent // {}) | keys[] as $k |
-			"\($k).count \(d(["sent", $k, "count"]))",
-			"\($k).bytes \(d(["sent", $k, "bytes"]))")'
-}
+snap() { stats_snap "$W/$1" "$2" master "${SERVERS[@]}"; }
 
 # add the differences of node n between tags into R[id.ph.WHO.key]
 collect() {
@@ -275,17 +136,12 @@ collect() {
 }
 declare -A KINDS=()
 
-now() { echo "$EPOCHREALTIME"; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-
 publish() {
 	local id=$1 ph=$2 tree=$3 d=$W/$1 t0
 	log "$id: publish version $ph"
 	t0=$(now)
-	"$UPGRID" -R "$d/master" publish -k "$W/key" -m "v$ph" --json "$tree" >"$d/pub$ph.json" ||
-		die "$id: upgrid publish of version $ph failed"
+	publish_tree "$id" "$d/master" "$W/key" "$ph" "$tree" "$d/pub$ph.json"
 	R[$id.$ph.pub_wall]=$(secs "$t0" "$(now)")
-	[ "$(jq -r .version "$d/pub$ph.json")" = "$ph" ] || die "$id: publish made version $(jq -r .version "$d/pub$ph.json"), expected $ph"
 	R[$id.$ph.pub_full]=$(jq -r .full_bytes "$d/pub$ph.json")
 	R[$id.$ph.pub_manifest]=$(jq -r .manifest_bytes "$d/pub$ph.json")
 	if [ "$ph" -gt 1 ]; then
@@ -298,32 +154,11 @@ publish() {
 
 # One --once round per server in chain order; check every server.
 replicate() {
-	local id=$1 ph=$2 d=$W/$1 s t0 t1 want got line
+	local id=$1 ph=$2
 	snap "$id" "before$ph"
-	log "$id: replicating version $ph to $nservers servers"
-	t0=$(now)
-	for s in $(chain_order); do
-		t1=$(now)
-		"$UPGRID_SYNCD" -f "$d/$s.conf" --once >"$d/logs/$s.$ph.log" 2>&1 ||
-			{ cat "$d/logs/$s.$ph.log" >&2; die "$id: upgrid-syncd --once on '$s' failed (version $ph)"; }
-		R[$id.$ph.wall.$s]=$(secs "$t1" "$(now)")
-	done
-	R[$id.$ph.ug_wall]=$(secs "$t0" "$(now)")
+	chain_rounds "$id" "$W/$id" "$ph" "$ngroups" "$chain" "$W/key.pub"
 	snap "$id" "after$ph"
 	collect "$id" "$ph"
-	want=$(cat "$d/master/refs/stable")
-	for s in "${SERVERS[@]}"; do
-		got=$(cat "$d/$s/refs/stable" 2>/dev/null || echo none)
-		[ "$got" = "$want" ] || die "$id: '$s' is at version $got, the master at $want"
-		"$UPGRID" -R "$d/$s" verify --pubkey "$W/key.pub" >"$d/logs/$s.$ph.verify" 2>&1 ||
-			{ cat "$d/logs/$s.$ph.verify" >&2; die "$id: '$s' does not verify at version $ph"; }
-		line=$(grep -E "is now at version $ph " "$d/logs/$s.$ph.log" | tail -1 || true)
-		[ -n "$line" ] || { cat "$d/logs/$s.$ph.log" >&2; die "$id: '$s' did not say it took version $ph"; }
-		# "... (from 'g1s1' (...): N bytes; R objects rebuilt from deltas,
-		# F fetched whole; M deltas made here)"
-		R[$id.$ph.log.$s]=$(sed -E 's/.*is now at version [0-9]+ \(from (.*): ([0-9]+) bytes; ([0-9]+) objects rebuilt from deltas, ([0-9]+) fetched whole; ([0-9]+) deltas made here\).*/\1|\2|\3|\4|\5/' <<<"$line")
-	done
-	log "$id: version $ph on all $nservers servers in ${R[$id.$ph.ug_wall]} s; all verify"
 }
 
 # rsync -acz --delete from the master's tree to every target, one after
@@ -382,7 +217,7 @@ trap 'exit 130' INT TERM HUP
 ssh_setup
 sshd_start rsync ""
 "$UPGRID" keygen -f "$W/key" >/dev/null || die "upgrid keygen failed"
-mapfile -t SERVERS < <(for g in $(seq "$ngroups"); do group_servers "$g"; done)
+mapfile -t SERVERS < <(cluster_servers "$ngroups" "$chain")
 
 ids=()
 declare -A LABEL
@@ -398,7 +233,7 @@ for p in "${PAIRS[@]}"; do
 		rsync_phase "$id" "$ph" "$W/$id/tree$ph"
 	done
 	sum_phases "$id"
-	teardown_cluster "$id"
+	cluster_down "$id" "$ngroups" "$chain"
 	ids+=("$id")
 done
 [ ${#ids[@]} -gt 0 ] || die "no pair selected (--pair takes A or B)"
@@ -518,7 +353,7 @@ for id in "${ids[@]}"; do
 	echo
 	echo "| server | v1: from | v1: bytes in | v1: rebuilt / whole / made | v1: wall (s) | v2: from | v2: bytes in | v2: rebuilt / whole / made | v2: wall (s) | v2: bytes_out served |"
 	echo "|---|---|---:|---:|---:|---|---:|---:|---:|---:|"
-	for s in $(chain_order); do
+	for s in $(chain_order "$ngroups" "$chain"); do
 		line="| $s |"
 		for ph in 1 2; do
 			IFS='|' read -r from bin reb whole made <<<"${R[$id.$ph.log.$s]}"
