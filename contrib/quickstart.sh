@@ -24,7 +24,8 @@ cd "$srcdir"
 PACKAGES="build-essential autoconf automake pkg-config
 libzstd-dev libsodium-dev libjansson-dev libxxhash-dev libinih-dev
 librsync-dev libinotifytools0-dev libssh-dev libcriterion-dev
-openssh-server openssh-client rsync rdiff zstd groff-base jq"
+openssh-server openssh-client rsync rdiff zstd groff-base jq
+man-db bash-completion"
 
 missing=""
 for p in $PACKAGES; do

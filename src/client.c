@@ -153,6 +153,8 @@ int ug_client_open(const struct ug_server *srv, const struct ug_client_opts *o,
 	}
 	c->idle_timeout_ms = (o->idle_timeout_s ? o->idle_timeout_s : 60) * 1000;
 	c->conn->timeout_ms = c->idle_timeout_ms;
+	c->progress = o->progress;
+	c->progress_ctx = o->progress_ctx;
 	m.min_version = 1;
 	m.max_version = UG_PROTO_VERSION;
 	snprintf(m.name, sizeof(m.name), "%s", o->name ? o->name : "upgrid");
@@ -284,12 +286,41 @@ int ug_client_versions(struct ug_client *c, const char *channel, uint64_t **ret,
 	return 0;
 }
 
-/* After BLOB: DATA frames up to total, each written to out_fd. */
+/* After BLOB: DATA frames from at up to total, each written to out_fd
+ * and told to the progress callback. */
+static int receive_data(struct ug_client *c, const char *what, uint64_t at, uint64_t total,
+			int out_fd, struct ug_error *err)
+{
+	struct ug_msg m;
+	int r;
+
+	while (at < total) {
+		r = expect(c, UG_MSG_DATA, &m, err);
+		if (r < 0)
+			return r;
+		if (m.data_len > total - at) {
+			c->broken = true;
+			return ug_error_set(err, -EPROTO, "protocol error from %s: %s runs past its "
+					    "stated %" PRIu64 " bytes", c->peer, what, total);
+		}
+		r = ug_write_all(out_fd, m.data, m.data_len);
+		if (r < 0) {
+			c->broken = true;
+			return ug_error_set(err, r, "cannot write %s: %s", what, strerror(-r));
+		}
+		at += m.data_len;
+		if (c->progress)
+			c->progress(c->progress_ctx, what, at, total, false);
+	}
+	return 0;
+}
+
+/* BLOB, checked against what was asked, then its DATA. */
 static int receive_blob(struct ug_client *c, const char *what, uint64_t offset,
 			uint64_t max, int out_fd, uint64_t *ret_total, struct ug_error *err)
 {
 	struct ug_msg m;
-	uint64_t total, at;
+	uint64_t total;
 	int r;
 
 	r = expect(c, UG_MSG_BLOB, &m, err);
@@ -307,22 +338,14 @@ static int receive_blob(struct ug_client *c, const char *what, uint64_t offset,
 		return ug_error_set(err, -E2BIG, "%s from %s is %" PRIu64 " bytes, more than the %"
 				    PRIu64 " expected", what, c->peer, total, max);
 	}
-	for (at = offset; at < total;) {
-		r = expect(c, UG_MSG_DATA, &m, err);
-		if (r < 0)
-			return r;
-		if (m.data_len > total - at) {
-			c->broken = true;
-			return ug_error_set(err, -EPROTO, "protocol error from %s: %s runs past its "
-					    "stated %" PRIu64 " bytes", c->peer, what, total);
-		}
-		r = ug_write_all(out_fd, m.data, m.data_len);
-		if (r < 0) {
-			c->broken = true;
-			return ug_error_set(err, r, "cannot write %s: %s", what, strerror(-r));
-		}
-		at += m.data_len;
-	}
+	if (c->progress)
+		c->progress(c->progress_ctx, what, offset, total, false);
+	r = receive_data(c, what, offset, total, out_fd, err);
+	/* success or not: a display must be taken down before any message */
+	if (c->progress)
+		c->progress(c->progress_ctx, what, r == 0 ? total : offset, total, true);
+	if (r < 0)
+		return r;
 	if (ret_total)
 		*ret_total = total;
 	return 0;

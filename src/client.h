@@ -19,6 +19,17 @@
 #include "proto.h"
 #include "util.h"
 
+/* Told how a download goes (a progress display, progress.h): once when
+ * the blob's size is known (done = the offset it resumes at), after each
+ * DATA frame with the bytes held so far (the resumed offset included) and
+ * the blob's full size, and once more with finished set when the
+ * download ends, whether it completed (done == total) or failed (done
+ * is then the offset it started at). what names the blob
+ * ("object 3f2a1c0b9d8e7f6a"). Called only from the thread using the
+ * session; must not use the session. */
+typedef void (*ug_client_progress_fn)(void *ctx, const char *what, uint64_t done,
+				      uint64_t total, bool finished);
+
 struct ug_client_opts {
 	const char *name;          /* our name in HELLO (logged by the server) */
 	const char *identity;      /* ssh private key; NULL: agent + defaults */
@@ -32,6 +43,8 @@ struct ug_client_opts {
 	void (*log)(void *ctx, const char *line);  /* remote stderr; may be NULL */
 	bool local_quiet;          /* a spawned local server's stderr to /dev/null */
 	void *log_ctx;
+	ug_client_progress_fn progress;  /* downloads' progress; may be NULL */
+	void *progress_ctx;
 };
 
 struct ug_client {
@@ -43,6 +56,9 @@ struct ug_client {
 	char peer[128];             /* "NAME (user@host:port)" for messages */
 	int idle_timeout_ms;
 	bool broken;                /* a protocol error happened: only free */
+	/* from the options; the caller may change them between requests */
+	ug_client_progress_fn progress;
+	void *progress_ctx;
 };
 
 /* Connect to srv (host NULL or "-": spawn local_command --serve --repo

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "prom.h"
 #include "report.h"
 
 /* Not heard from for longer than this: stale. A terminal sends a "current"
@@ -30,7 +31,7 @@
 #define FLEET_SKIP_SHOWN 20u
 
 static const char usage_text[] =
-	"usage: upgrid fleet [-c CHANNEL] [--failed] [--json]\n"
+	"usage: upgrid fleet [-c CHANNEL] [--failed] [--json] [--prometheus FILE]\n"
 	"\n"
 	"Summarise the status reports of the terminals: the newest report of\n"
 	"each terminal (from REPO/reports/reports.jsonl.1, then reports.jsonl;\n"
@@ -41,6 +42,9 @@ static const char usage_text[] =
 	"  -c, --channel CHANNEL  only terminals whose newest report names CHANNEL\n"
 	"      --failed           list only the failed and rolled-back terminals\n"
 	"      --json             print JSON (with --failed: an array)\n"
+	"      --prometheus FILE  also write the summary as Prometheus metrics to\n"
+	"                         FILE (node_exporter textfile collector),\n"
+	"                         atomically; with -q nothing else is printed\n"
 	"  -h, --help             show this help\n";
 
 struct term {
@@ -441,6 +445,60 @@ static void print_text(const struct fleet *f, const struct summary *s)
 		       s->stale == 1 ? " has" : "s have", FLEET_STALE_S / 86400);
 }
 
+/* The summary as node_exporter textfile metrics (upgrid(1), fleet). With
+ * -c every sample has a channel label; without, none (all channels). */
+static int write_metrics(const struct fleet *f, const struct summary *s, const char *path)
+{
+	struct ug_prom_label l[2] = { { "channel", f->channel } };
+	size_t nl = f->channel ? 1 : 0;
+	struct ug_error e = { "" };
+	struct ug_prom p;
+	int64_t newest = 0;
+	char v[24];
+	int r;
+
+	for (size_t i = 0; i < f->cap; i++)
+		if (f->slots[i].id && selected(f, &f->slots[i]) && f->slots[i].seen > newest)
+			newest = f->slots[i].seen;
+	ug_prom_init(&p);
+	ug_prom_family(&p, "upgrid_fleet_terminals", UG_PROM_GAUGE,
+		       "Terminals that have reported (their newest report counts).");
+	ug_prom_sample_u64(&p, l, nl, s->n);
+	ug_prom_family(&p, "upgrid_fleet_terminals_by_version", UG_PROM_GAUGE,
+		       "Terminals per installed version.");
+	for (size_t i = 0; i < s->n;) {
+		size_t j = i;
+		while (j < s->n && s->versions[j] == s->versions[i])
+			j++;
+		snprintf(v, sizeof(v), "%" PRIu64, s->versions[i]);
+		l[nl] = (struct ug_prom_label){ "version", v };
+		ug_prom_sample_u64(&p, l, nl + 1, j - i);
+		i = j;
+	}
+	ug_prom_family(&p, "upgrid_fleet_terminals_by_result", UG_PROM_GAUGE,
+		       "Terminals per result of their last attempt.");
+	for (int k = UG_REPORT_OK; k <= UG_REPORT_CURRENT; k++) {
+		l[nl] = (struct ug_prom_label){ "result", ug_report_result_name(k) };
+		ug_prom_sample_u64(&p, l, nl + 1, s->results[k]);
+	}
+	ug_prom_family(&p, "upgrid_fleet_stale_terminals", UG_PROM_GAUGE,
+		       "Terminals not heard from for more than 2 days.");
+	ug_prom_sample_u64(&p, l, nl, s->stale);
+	ug_prom_family(&p, "upgrid_fleet_last_report_timestamp_seconds", UG_PROM_GAUGE,
+		       "When the newest report was received, UNIX time (0: none).");
+	ug_prom_sample_u64(&p, l, nl, newest > 0 ? (uint64_t)newest : 0);
+	ug_prom_family(&p, "upgrid_fleet_malformed_report_lines", UG_PROM_GAUGE,
+		       "Lines of the reports files skipped as malformed.");
+	ug_prom_sample_u64(&p, l, nl, f->skipped);
+	r = ug_prom_write(&p, path, &e);
+	ug_prom_release(&p);
+	if (r < 0) {
+		ug_cli_err("%s", e.msg);
+		return UG_EXIT_FAILURE;
+	}
+	return UG_EXIT_OK;
+}
+
 /* ---------------------------------------------------------------- command */
 
 static int open_reports(struct ug_store *st, const char *file, int *ret_fd)
@@ -470,10 +528,12 @@ int cmd_fleet(int argc, char **argv)
 		{ "channel", required_argument, NULL, 'c' },
 		{ "failed", no_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "prometheus", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const files[] = { UG_REPORTS_OLD, UG_REPORTS_FILE };
+	const char *prom = NULL;
 	struct fleet f = { 0 };
 	struct summary s = { 0 };
 	struct ug_store *st = NULL;
@@ -490,6 +550,11 @@ int cmd_fleet(int argc, char **argv)
 			break;
 		case 'J':
 			json = true;
+			break;
+		case 'M':
+			if (!*optarg)
+				return ug_cli_usage_error("fleet", "--prometheus needs a file name");
+			prom = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -541,7 +606,9 @@ int cmd_fleet(int argc, char **argv)
 		rc = UG_EXIT_FAILURE;
 		goto out;
 	}
-	if (json && only_failed)
+	if (prom && ug_cli.verbosity == 0)
+		;	/* cron writing metrics: only errors */
+	else if (json && only_failed)
 		rc = print_json(failed_json(&s));
 	else if (json)
 		rc = print_json(summary_json(&f, &s));
@@ -549,6 +616,8 @@ int cmd_fleet(int argc, char **argv)
 		print_failed(&s);
 	else
 		print_text(&f, &s);
+	if (prom && rc == UG_EXIT_OK)
+		rc = write_metrics(&f, &s, prom);
 out:
 	free(s.versions);
 	free(s.failed);

@@ -17,6 +17,7 @@
 
 #include "backoff.h"
 #include "cli.h"
+#include "prom.h"
 #include "terminal.h"
 
 static const char *config_path(const char *opt)
@@ -126,7 +127,8 @@ static const char pull_usage[] =
 	"  -C, --config FILE   terminal settings (default: $UPGRID_TERMINAL_CONFIG\n"
 	"                      or " UG_TERMINAL_CONFIG ")\n"
 	"  -n, --check         only say what would be done\n"
-	"      --splay SECONDS wait a random 0..SECONDS first (spreads a fleet's\n"
+	"      --splay SECONDS\n"
+	"                      wait a random 0..SECONDS first (spreads a fleet's\n"
 	"                      cron jobs; default: none)\n"
 	"      --bwlimit RATE  cap the download rate, bytes/s with an optional\n"
 	"                      k, M or G suffix (default: 'bwlimit' setting)\n"
@@ -216,11 +218,15 @@ int cmd_pull(int argc, char **argv)
 
 /* ------------------------------------------------------------ agent */
 
-static volatile sig_atomic_t agent_stop;
+static volatile sig_atomic_t agent_stop, agent_waiting;
 
 static void on_term(int sig)
 {
 	(void)sig;
+	/* a long-poll holds no lock and changes nothing: leave at once
+	 * (it may last up to 'poll' seconds) */
+	if (agent_waiting)
+		_exit(UG_EXIT_OK);
 	agent_stop = 1;
 }
 
@@ -297,6 +303,7 @@ int cmd_agent(int argc, char **argv)
 		struct ug_term *t = NULL;
 		struct ug_error e = { "" };
 		enum ug_tresult res = UG_TRESULT_NONE;
+		uint64_t newest;
 		int w;
 
 		/* the lock is held only while working, so status, accept and
@@ -308,6 +315,7 @@ int cmd_agent(int argc, char **argv)
 		}
 		r = ug_term_pull(t, &o, &res, &e);
 		say_result(t, res, r, e.msg, daemon);
+		newest = ug_term_state(t)->last.newest;
 		ug_term_free(t);
 		if (agent_stop)
 			break;
@@ -322,7 +330,13 @@ int cmd_agent(int argc, char **argv)
 			nap(ug_backoff_next(&bo, 0));
 			continue;
 		}
-		w = ug_term_wait(t, c.poll > 3600 ? 3600 : c.poll, &e);
+		/* _exit in the handler flushes nothing */
+		fflush(stdout);
+		agent_waiting = 1;
+		if (agent_stop)
+			_exit(UG_EXIT_OK);
+		w = ug_term_wait(t, newest, c.poll > 3600 ? 3600 : c.poll, &e);
+		agent_waiting = 0;
 		if (w > 0 && c.splay)
 			nap((unsigned)(ug_term_random(t) % ((uint64_t)c.splay * 1000u + 1)));
 		ug_term_free(t);
@@ -341,7 +355,7 @@ int cmd_agent(int argc, char **argv)
 /* ------------------------------------------------------------ status */
 
 static const char status_usage[] =
-	"usage: upgrid status [--config FILE] [--json]\n"
+	"usage: upgrid status [--config FILE] [--json] [--prometheus FILE]\n"
 	"\n"
 	"Show the installed version, the kept versions, the last attempt (when,\n"
 	"result, version, server, bytes pulled) and the versions accepted,\n"
@@ -349,6 +363,10 @@ static const char status_usage[] =
 	"\n"
 	"  -C, --config FILE   terminal settings\n"
 	"      --json          one JSON object (schema in upgrid(1))\n"
+	"      --prometheus FILE\n"
+	"                      also write the state as Prometheus metrics to FILE\n"
+	"                      (node_exporter textfile collector), atomically;\n"
+	"                      with -q nothing else is printed\n"
 	"  -h, --help          show this help\n";
 
 static void print_list(const char *what, const uint64_t *v, size_t n)
@@ -361,22 +379,87 @@ static void print_list(const char *what, const uint64_t *v, size_t n)
 	printf("\n");
 }
 
+/* The state as node_exporter textfile metrics (upgrid(1), status). */
+static int status_metrics(const struct ug_tconf *c, struct ug_term *t, const char *path)
+{
+	const struct ug_tstate *st = ug_term_state(t);
+	const struct ug_tattempt *a = &st->last;
+	struct ug_prom_label l[3] = { { "terminal", c->id }, { "channel", c->channel } };
+	struct ug_error e = { "" };
+	struct ug_prom p;
+	int r;
+
+	ug_prom_init(&p);
+	ug_prom_family(&p, "upgrid_terminal_installed_version", UG_PROM_GAUGE,
+		       "Version the install root points to (0: none).");
+	ug_prom_sample_u64(&p, l, 2, ug_term_installed(t));
+	ug_prom_family(&p, "upgrid_terminal_last_attempt_timestamp_seconds", UG_PROM_GAUGE,
+		       "Start of the last pull attempt, UNIX time (0: never).");
+	ug_prom_sample_u64(&p, l, 2, a->result != UG_TRESULT_NONE && a->time > 0 ?
+			   (uint64_t)a->time : 0);
+	ug_prom_family(&p, "upgrid_terminal_last_attempt_duration_seconds", UG_PROM_GAUGE,
+		       "How long the last attempt took.");
+	ug_prom_sample(&p, l, 2, (double)a->duration_ms / 1000.0);
+	ug_prom_family(&p, "upgrid_terminal_last_success_timestamp_seconds", UG_PROM_GAUGE,
+		       "Last attempt that installed a version or found it up to date, "
+		       "UNIX time (0: never).");
+	ug_prom_sample_u64(&p, l, 2, st->last_success > 0 ? (uint64_t)st->last_success : 0);
+	ug_prom_family(&p, "upgrid_terminal_last_result", UG_PROM_GAUGE,
+		       "Result of the last attempt: 1 for the result it had, 0 for the others.");
+	for (int i = 0; i < UG_TRESULT__COUNT; i++) {
+		l[2] = (struct ug_prom_label){ "result", ug_tresult_name((enum ug_tresult)i) };
+		ug_prom_sample_u64(&p, l, 3, a->result == (enum ug_tresult)i);
+	}
+	ug_prom_family(&p, "upgrid_terminal_last_target_version", UG_PROM_GAUGE,
+		       "Version the last attempt tried to install (0: none).");
+	ug_prom_sample_u64(&p, l, 2, a->target);
+	ug_prom_family(&p, "upgrid_terminal_consecutive_failures", UG_PROM_GAUGE,
+		       "Failed attempts since the last successful one.");
+	ug_prom_sample_u64(&p, l, 2, st->failures);
+	ug_prom_family(&p, "upgrid_terminal_last_pulled_bytes", UG_PROM_GAUGE,
+		       "Bytes the last attempt moved over the network.");
+	ug_prom_sample_u64(&p, l, 2, a->bytes);
+	ug_prom_family(&p, "upgrid_terminal_last_full_bytes", UG_PROM_GAUGE,
+		       "Bytes the last attempt's changed files would have cost as full objects.");
+	ug_prom_sample_u64(&p, l, 2, a->full_bytes);
+	ug_prom_family(&p, "upgrid_terminal_pulled_bytes_total", UG_PROM_COUNTER,
+		       "Bytes moved over the network by all attempts.");
+	ug_prom_sample_u64(&p, l, 2, st->bytes_total);
+	ug_prom_family(&p, "upgrid_terminal_last_report_timestamp_seconds", UG_PROM_GAUGE,
+		       "When a report last reached a server, UNIX time (0: never).");
+	ug_prom_sample_u64(&p, l, 2, st->last_report > 0 ? (uint64_t)st->last_report : 0);
+	ug_prom_family(&p, "upgrid_terminal_report_pending", UG_PROM_GAUGE,
+		       "1 when the last attempt's report has not reached a server yet.");
+	ug_prom_sample_u64(&p, l, 2, st->report_pending);
+	ug_prom_family(&p, "upgrid_terminal_bad_versions", UG_PROM_GAUGE,
+		       "Versions marked bad after a failed health check.");
+	ug_prom_sample_u64(&p, l, 2, st->nbad);
+	r = ug_prom_write(&p, path, &e);
+	ug_prom_release(&p);
+	if (r < 0) {
+		ug_cli_err("%s", e.msg);
+		return UG_EXIT_FAILURE;
+	}
+	return UG_EXIT_OK;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'C' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "prometheus", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cfg = NULL;
+	const char *cfg = NULL, *prom = NULL;
 	bool json = false;
 	struct ug_tconf c;
 	struct ug_term *t = NULL;
 	const struct ug_tstate *st;
 	uint64_t *kept = NULL;
 	size_t nkept = 0;
-	int ch, r;
+	int ch, r, rc = UG_EXIT_OK;
 
 	while ((ch = getopt_long(argc, argv, "C:h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -385,6 +468,11 @@ int cmd_status(int argc, char **argv)
 			break;
 		case 'J':
 			json = true;
+			break;
+		case 'M':
+			if (!*optarg)
+				return ug_cli_usage_error("status", "--prometheus needs a file name");
+			prom = optarg;
 			break;
 		case 'h':
 			fputs(status_usage, stdout);
@@ -405,7 +493,9 @@ int cmd_status(int argc, char **argv)
 	}
 	st = ug_term_state(t);
 	ug_term_kept(t, &kept, &nkept);
-	if (json) {
+	if (prom && ug_cli.verbosity == 0) {
+		/* cron writing metrics: only errors */
+	} else if (json) {
 		json_t *o = ug_tstate_json(st), *k = json_array();
 		char *text;
 
@@ -453,10 +543,12 @@ int cmd_status(int argc, char **argv)
 		print_list("denied", st->denied, st->ndenied);
 		print_list("bad", st->bad, st->nbad);
 	}
+	if (prom)
+		rc = status_metrics(&c, t, prom);
 	free(kept);
 	ug_term_free(t);
 	ug_tconf_release(&c);
-	return UG_EXIT_OK;
+	return rc;
 }
 
 /* ------------------------------------------------------------ accept, deny, rollback */

@@ -875,7 +875,7 @@ again:
 
 /* ------------------------------------------------------------ agent, rollback */
 
-int ug_term_wait(struct ug_term *t, unsigned timeout_s, struct ug_error *err)
+int ug_term_wait(struct ug_term *t, uint64_t after, unsigned timeout_s, struct ug_error *err)
 {
 	struct ug_target tg = { 0 };
 	const struct ug_server **order = NULL;
@@ -884,6 +884,9 @@ int ug_term_wait(struct ug_term *t, unsigned timeout_s, struct ug_error *err)
 	uint64_t v = 0;
 	int r = -EHOSTUNREACH;
 
+	if (after < t->installed)
+		after = t->installed;
+
 	ug_tfetch_current(t, &tg, NULL);
 	if (ug_tfetch_servers(t, tg.cur, &order, &n, &group) < 0)
 		n = 0;
@@ -891,7 +894,7 @@ int ug_term_wait(struct ug_term *t, unsigned timeout_s, struct ug_error *err)
 	for (size_t i = 0; i < n; i++) {
 		r = ug_tfetch_connect(t, order[i], err);
 		if (r == 0)
-			r = ug_client_wait(t->cl, t->c->channel, t->installed, timeout_s, &v, err);
+			r = ug_client_wait(t->cl, t->c->channel, after, timeout_s, &v, err);
 		ug_tfetch_disconnect(t);
 		if (r == 0)
 			break;
@@ -900,7 +903,7 @@ int ug_term_wait(struct ug_term *t, unsigned timeout_s, struct ug_error *err)
 	ug_target_release(&tg);
 	if (r < 0)
 		return r;
-	return v > t->installed ? 1 : 0;
+	return v > after ? 1 : 0;
 }
 
 int ug_term_rollback(struct ug_term *t, uint64_t version, struct ug_error *err)

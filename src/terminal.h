@@ -48,7 +48,6 @@ struct ug_pull_opts {
 	bool check;            /* decide and report only */
 	bool wait;             /* agent: long-poll the server first */
 	unsigned wait_s;       /* how long one long-poll may last */
-	bool progress;         /* progress on stderr */
 };
 
 /* What ug_term_open does besides opening. */
@@ -79,10 +78,12 @@ int ug_term_kept(const struct ug_term *t, uint64_t **ret, size_t *ret_n);
 int ug_term_pull(struct ug_term *t, const struct ug_pull_opts *o,
 		 enum ug_tresult *ret_result, struct ug_error *err);
 
-/* Agent: long-poll the terminal's servers until a version above the
- * installed one is published (1) or timeout_s passes (0). -errno when no
- * server answers. */
-int ug_term_wait(struct ug_term *t, unsigned timeout_s, struct ug_error *err);
+/* Agent: long-poll the terminal's servers until a version above `after`
+ * (at least the installed one; the newest the last pull saw, so that a
+ * version held back by rollout, policy or deny does not wake it again)
+ * is published (1) or timeout_s passes (0). -errno when no server
+ * answers. */
+int ug_term_wait(struct ug_term *t, uint64_t after, unsigned timeout_s, struct ug_error *err);
 
 /* A random number (splay, backoff seeds). */
 uint64_t ug_term_random(struct ug_term *t);

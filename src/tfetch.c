@@ -29,6 +29,7 @@
 
 #include "delta.h"
 #include "mfetch.h"
+#include "progress.h"
 #include "rendezvous.h"
 #include "rollout.h"
 #include "tlocal.h"
@@ -119,6 +120,11 @@ int ug_tfetch_connect(struct ug_term *t, const struct ug_server *srv, struct ug_
 	o.log = remote_log;
 	o.log_ctx = t;
 	o.local_quiet = t->verbosity < 2;
+	/* long downloads on a person's terminal; never in cron or syslog */
+	if (!t->use_syslog && ug_progress_wanted(STDERR_FILENO, t->verbosity)) {
+		o.progress = ug_progress_update;
+		o.progress_ctx = ug_progress_stderr();
+	}
 	r = ug_client_open(srv, &o, &t->cl, &retry, err);
 	if (r == -EBUSY) {
 		ug_term_log(t, LOG_DEBUG, "server %s is busy (retry after %u s): trying the next",
@@ -241,6 +247,8 @@ int ug_tfetch_choose(struct ug_term *t, struct ug_target *tg, const char *group,
 		return ug_error_set(err, r, "%s has no channel '%s'", t->cl->peer, c->channel);
 	if (r < 0)
 		return r;
+	if (n > 0)
+		t->st.last.newest = v[n - 1];
 	if (pin && pin == t->installed) {
 		snprintf(why, why_n, "pinned to version %" PRIu64, pin);
 		free(v);

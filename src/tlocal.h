@@ -35,7 +35,6 @@ struct ug_term {
 	const struct ug_server *srv;
 	uint64_t bytes_closed;       /* bytes of sessions already closed */
 	unsigned busy_retry;         /* largest retry-after of a BUSY this round (s) */
-	bool progress;
 };
 
 struct ug_tplan;

@@ -343,7 +343,8 @@ static void prune_cache(struct ug_term *t, const uint64_t *kept, size_t nkept)
 		free(json);
 		free(sig);
 	}
-	qsort(keep, nkeep, sizeof(*keep), hash_cmp);
+	if (nkeep)
+		qsort(keep, nkeep, sizeof(*keep), hash_cmp);
 	if (ug_store_list(t->cache, UG_STORE_OBJECTS, &list, &n) == 0) {
 		for (size_t i = 0; i < n; i++)
 			if (!nkeep || !bsearch(&list[i], keep, nkeep, sizeof(*keep), hash_cmp))

@@ -127,6 +127,7 @@ static void attempt_from(json_t *o, struct ug_tattempt *a)
 	a->result = result_from(json_is_string(r) ? json_string_value(r) : NULL);
 	a->target = get_u64(o, "target");
 	a->installed = get_u64(o, "installed");
+	a->newest = get_u64(o, "newest");
 	a->bytes = get_u64(o, "bytes");
 	a->full_bytes = get_u64(o, "full_bytes");
 	a->duration_ms = get_u64(o, "duration_ms");
@@ -205,6 +206,7 @@ json_t *ug_tattempt_json(const struct ug_tattempt *a)
 	json_object_set_new(o, "result", json_string(ug_tresult_name(a->result)));
 	json_object_set_new(o, "target", json_integer((json_int_t)a->target));
 	json_object_set_new(o, "installed", json_integer((json_int_t)a->installed));
+	json_object_set_new(o, "newest", json_integer((json_int_t)a->newest));
 	json_object_set_new(o, "server", json_string(a->server));
 	json_object_set_new(o, "bytes", json_integer((json_int_t)a->bytes));
 	json_object_set_new(o, "full_bytes", json_integer((json_int_t)a->full_bytes));

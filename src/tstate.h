@@ -44,6 +44,7 @@ struct ug_tattempt {
 	enum ug_tresult result;
 	uint64_t target;         /* version tried (0: none) */
 	uint64_t installed;      /* version running afterwards */
+	uint64_t newest;         /* newest version the server offered (0: unknown) */
 	char server[128];        /* server used ("" if none) */
 	uint64_t bytes;          /* bytes pulled over the network */
 	uint64_t full_bytes;     /* what full objects would have cost */

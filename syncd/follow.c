@@ -825,7 +825,10 @@ static int sync_channel(struct ug_follow *f, const char *channel, int wait_s, bo
 			ug_manifest_free(boot);
 			return 0;
 		}
-		/* the last failure is the caller's to report */
+		/* the last failure is the caller's to report; when stopping
+		 * nothing more is tried */
+		if (stopping(f))
+			break;
 		if (i + 1 < n)
 			ug_wlog(r == -EKEYREJECTED ? UG_WLOG_ERR : UG_WLOG_WARN,
 				"%s; trying the next one up", e.msg);

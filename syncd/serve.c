@@ -107,6 +107,7 @@ struct session {
 	int out_fd;
 	uint64_t requests;
 	unsigned reports;
+	bool quiet_notfound;                    /* reply_error: do not log a NOTFOUND */
 	struct serve_counters cnt;
 	struct ug_error *err;
 };
@@ -177,9 +178,10 @@ static int reply_error(struct session *ss, uint32_t code, const char *fmt, ...)
 	m.text_len = strlen(text);
 	/* a client asking for what this server lacks is routine (it goes
 	 * to the next server): not a warning */
-	slog(ss, code == UG_PERR_INTERNAL || code == UG_PERR_CORRUPT ? LOG_ERR :
-		 code == UG_PERR_NOTFOUND ? LOG_INFO : LOG_WARNING,
-	     "client '%s': %s: %s", ss->client, ug_proto_err_name(code), text);
+	if (!(code == UG_PERR_NOTFOUND && ss->quiet_notfound))
+		slog(ss, code == UG_PERR_INTERNAL || code == UG_PERR_CORRUPT ? LOG_ERR :
+			 code == UG_PERR_NOTFOUND ? LOG_INFO : LOG_WARNING,
+		     "client '%s': %s: %s", ss->client, ug_proto_err_name(code), text);
 	return send_msg(ss, &m);
 }
 
@@ -370,6 +372,14 @@ static int handle_get(struct session *ss, const struct ug_msg *m)
 		} else {
 			fd = open_repo_file(ss, path);
 			r = fd < 0 ? fd : 0;
+		}
+		if ((r == -ENOENT || r == -ENOTDIR || r == -ELOOP) &&
+		    (m->kind == UG_BLOB_ROLLOUT || m->kind == UG_BLOB_ROLLOUT_SIG)) {
+			/* most versions have no rollout document: not worth a line */
+			ss->quiet_notfound = true;
+			r = reply_error(ss, UG_PERR_NOTFOUND, "%s not found", what);
+			ss->quiet_notfound = false;
+			return r;
 		}
 		if (r == -ENOENT || r == -ENOTDIR || r == -ELOOP)
 			return reply_error(ss, UG_PERR_NOTFOUND, "%s not found", what);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "follow.h"
+#include "progress.h"
 #include "sconf.h"
 #include "serve.h"
 #include "store.h"
@@ -52,7 +53,8 @@ static const char usage_text[] =
 	"      --read-only           with --serve: a terminal's key (no STATS,\n"
 	"                            one REPORT per session)\n"
 	"      --max-sessions N      with --serve: sessions at once (default: 64)\n"
-	"      --retry-after SECONDS with --serve: what a busy server suggests (10)\n"
+	"      --retry-after SECONDS\n"
+	"                            with --serve: what a busy server suggests (10)\n"
 	"      --name NAME           with --serve: the name given to clients\n"
 	"      --stats               print the serve counters (JSON) and exit\n"
 	"  -q, --quiet               print only errors\n"
@@ -314,8 +316,15 @@ static int run_follow(const struct cmdline *cl)
 		.idle_timeout_s = (int)conf.idle_timeout,
 		.keepalive_s = (int)conf.keepalive,
 		.log = remote_log,
+		/* a local master's session log: only when asked for */
+		.local_quiet = cl->verbosity < 2,
 	};
 	if (cl->once) {
+		/* run by hand: long downloads show their progress */
+		if (ug_progress_wanted(STDERR_FILENO, cl->verbosity)) {
+			f.copts.progress = ug_progress_update;
+			f.copts.progress_ctx = ug_progress_stderr();
+		}
 		r = ug_follow_round(&f, 0, cl->scrub, &e);
 		if (r < 0)
 			ug_wlog(UG_WLOG_ERR, "%s", e.msg);
@@ -346,8 +355,9 @@ static int run_follow(const struct cmdline *cl)
 			nap(conf.retry);
 		} else if (r == 0 && !f.updated && time(NULL) - start < MIN_ROUND_S) {
 			/* nothing to wait on (no long-poll, several channels, or
-			 * no version anywhere yet): do not hammer the upstream */
-			nap(conf.wait ? MIN_ROUND_S : conf.retry);
+			 * no version anywhere yet): do not hammer the upstream,
+			 * but a round is at least MIN_ROUND_S, not that much more */
+			nap(conf.wait ? (unsigned)(MIN_ROUND_S - (time(NULL) - start)) : conf.retry);
 		}
 	}
 	ug_wlog(UG_WLOG_INFO, "stopping on SIGTERM; the repo is consistent");

@@ -131,12 +131,17 @@ while [ "$(tstatus t01 .installed)" != 4 ]; do
 done
 took=$(( $(date +%s) - start ))
 [ "$took" -lt 25 ] || fail "the agent took $took s: it polled instead of waiting on the server"
+sleep 1
+t0=$(date +%s)
 kill -TERM "$agent"
 set +e
 wait "$agent"
 st=$?
 set -e
 [ "$st" -eq 0 ] || { cat "$T/agent.out"; fail "the agent exited $st on SIGTERM"; }
+[ $(( $(date +%s) - t0 )) -le 3 ] || fail "SIGTERM during a long-poll took more than 3 s"
+[ "$(grep -c 'installed version' "$T/agent.out")" -eq 1 ] ||
+	{ cat "$T/agent.out"; fail "the agent installed more than once"; }
 expect_in "$T/agent.out" "installed version 4" "the agent says what it installed"
 ok "the agent installs a new version when its server gets it (long-poll) and exits 0 on SIGTERM"
 
