@@ -176,6 +176,23 @@ int ug_tfetch_current(struct ug_term *t, struct ug_target *tg, struct ug_error *
 /* The rollout in force for m as the connected server has it; NULL:
  * everyone. A rollout document that fails its checks is logged and the
  * manifest's own rollout used. */
+/* The terminal's group in m's own chain list (the list a rollout's
+ * groups name), else the one it uses now: a terminal with nothing
+ * installed has a group too. */
+static const char *group_in(const struct ug_term *t, const struct ug_manifest *m,
+			    const char *current)
+{
+	struct ug_rdv_pick *picks = NULL;
+	const char *g = current;
+	size_t n = 0;
+
+	if (m->chains && m->chains->ngroups > 0 &&
+	    ug_rendezvous_order(m->chains, t->c->id, &picks, &n) == 0 && n > 0)
+		g = m->chains->groups[picks[0].group].name;
+	free(picks);
+	return g;
+}
+
 static bool in_rollout(struct ug_term *t, const struct ug_manifest *m, const char *group)
 {
 	struct ug_blob_ref b = { .kind = UG_BLOB_ROLLOUT, .channel = m->channel,
@@ -214,7 +231,7 @@ static bool in_rollout(struct ug_term *t, const struct ug_manifest *m, const cha
 		}
 		ug_tstate_serial_note(&t->st, m->version, doc->serial);
 	}
-	in = !ro || ug_rollout_includes(ro, t->c->id, m->version, group);
+	in = !ro || ug_rollout_includes(ro, t->c->id, m->version, group_in(t, m, group));
 	ug_rollout_doc_free(doc);
 	free(text);
 	free(sig);

@@ -220,3 +220,13 @@ if mount -t tmpfs -o size=256k tmpfs "$T/small" 2>/dev/null; then
 else
 	echo "# cannot mount a tmpfs here: full-disk case not run"
 fi
+
+# --- a rollout limited to a group reaches a terminal with nothing installed
+echo v7 >>"$T/tree/bin/app"
+"$UPGRID" -R "$M" publish -k "$T/key" -m v7 --groups g1 "$T/tree" >/dev/null
+term_replicate
+term_conf e g1a g1b
+pull e
+[ "$pst" -eq 0 ] && [ "$(tstatus e .installed)" = 7 ] ||
+	{ cat "$T/term/e.out"; fail "a fresh terminal of group g1 was kept out of a --groups g1 rollout"; }
+ok "a --groups rollout counts a fresh terminal in the group the manifest's chain list gives it"
