@@ -788,7 +788,14 @@ static int sync_channel(struct ug_follow *f, const char *channel, int wait_s, bo
 			continue;
 		}
 		r = ug_client_ref(c, channel, &theirs, &e);
-		if (r == 0 && wait_s > 0 && l.valid && theirs <= l.version) {
+		if (r == -ENOENT && !l.valid) {
+			/* nothing anywhere yet: wait for the first version below */
+			r = 0;
+			theirs = 0;
+		}
+		/* a fresh server long-polls too (l.version is 0), instead of
+		 * asking again every few seconds until the first publish */
+		if (r == 0 && wait_s > 0 && (l.valid || theirs == 0) && theirs <= l.version) {
 			/* long-poll in slices so that SIGTERM is seen promptly */
 			for (int waited = 0; r == 0 && waited < wait_s && theirs <= l.version &&
 			     !stopping(f); waited += WAIT_SLICE_S)

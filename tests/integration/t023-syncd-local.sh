@@ -161,4 +161,35 @@ flock -u 9
 exec 9>&-
 ok "a locked repo exits 6"
 
+# --- a daemon whose channel has no version anywhere yet long-polls: the
+# first publish reaches it at once, not at its next round
+M2=$T/master2
+S2=$T/server2
+"$UPGRID" -R "$M2" init >/dev/null
+"$UPGRID" -R "$S2" init >/dev/null
+cat >"$T/s2.conf" <<CONF
+[syncd]
+repo = $S2
+master = - $M2
+master-key = $T/key.pub
+serve-command = $SYNCD
+wait = 60
+CONF
+"$SYNCD" -f "$T/s2.conf" -v >"$T/d2.out" 2>&1 &
+d2=$!
+# long enough for a polling server to ask twice
+sleep 6
+"$UPGRID" -R "$M2" publish -k "$T/key" "$T/tree" >/dev/null
+i=0
+while [ ! -f "$S2/refs/stable" ]; do
+	i=$((i + 1))
+	[ $i -lt 60 ] || { kill $d2; cat "$T/d2.out"; fail "the fresh server did not get version 1 in 3 s"; }
+	sleep 0.05
+done
+kill -TERM $d2
+wait $d2 || { cat "$T/d2.out"; fail "the daemon did not exit 0 on SIGTERM"; }
+[ "$(grep -c 'session from' "$T/d2.out" || true)" -le 4 ] ||
+	{ cat "$T/d2.out"; fail "the fresh server polled its master instead of waiting"; }
+ok "a fresh server long-polls its master: the first version arrives within 3 s of the publish"
+
 done_testing
