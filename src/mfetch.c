@@ -2,10 +2,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "delta.h"
 #include "mfetch.h"
@@ -99,4 +101,51 @@ int ug_mfetch(struct ug_client *c, struct ug_mfetch *q, struct ug_error *err)
 fail:
 	ug_mfetch_release(q);
 	return r;
+}
+
+int ug_fetch_blob(struct ug_client *c, struct ug_store *s, enum ug_store_kind kind,
+		  const struct ug_hash *id, uint64_t max, uint64_t *ret_resumed,
+		  struct ug_error *err)
+{
+	struct ug_blob_ref b = { .kind = kind == UG_STORE_OBJECTS ? UG_BLOB_OBJECT : UG_BLOB_DELTA,
+				 .id = *id };
+	const char *what = kind == UG_STORE_OBJECTS ? "object" : "delta";
+	char hex[UG_HASH_HEX_LEN + 1], name[UG_HASH_HEX_LEN + 4], msg[sizeof(err->msg)];
+	uint64_t have;
+	int fd, r;
+
+	if (ret_resumed)
+		*ret_resumed = 0;
+	ug_hash_hex(id, hex);
+	snprintf(name, sizeof(name), "%c-%s", what[0], hex);
+	r = ug_store_partial_open(s, name, &fd, &have);
+	if (r < 0)
+		return ug_error_set(err, r, "cannot open a download file in '%s/tmp': %s",
+				    s->path, strerror(-r));
+	r = 0;
+	if (have > max) {
+		r = ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0 ? -errno : 0;
+		have = 0;
+	}
+	if (r == 0)
+		r = ug_client_get(c, &b, have, max, fd, NULL, err);
+	if (r == -EINVAL && have) {
+		/* the partial file is longer than this blob: start over */
+		have = 0;
+		r = ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0 ? -errno
+			: ug_client_get(c, &b, 0, max, fd, NULL, err);
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	r = ug_store_partial_commit(s, name, fd, kind, id, err);
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
+		return ug_error_set(err, r, "%s %.16s from %s: %s", what, hex, c->peer,
+				    msg[0] ? msg : strerror(-r));
+	}
+	if (ret_resumed)
+		*ret_resumed = have;
+	return 0;
 }

@@ -1,4 +1,5 @@
-/* mfetch.h - fetch one signed manifest from a server and check it.
+/* mfetch.h - fetch one signed manifest from a server and check it, and
+ * download content-addressed blobs into a store, resumably.
  *
  * The cheapest form first: a manifest delta from a document the caller
  * holds (N.from-M.zst), then the document compressed on its own
@@ -15,6 +16,7 @@
 #include "client.h"
 #include "manifest.h"
 #include "sign.h"
+#include "store.h"
 #include "util.h"
 
 struct ug_mfetch {
@@ -41,5 +43,17 @@ struct ug_mfetch {
  * and the version. On failure nothing is left in q's out fields. */
 int ug_mfetch(struct ug_client *c, struct ug_mfetch *q, struct ug_error *err);
 void ug_mfetch_release(struct ug_mfetch *q);
+
+/* Make store s hold blob id (an object in its stored form, or a delta)
+ * from c, resuming a download left in REPO/tmp/dl-o-HEX or dl-d-HEX at its
+ * byte offset (blobs are named by content: any server's copy continues
+ * it); a partial file longer than the blob is started over. The bytes are
+ * checked completely before they are installed (ug_store_partial_commit);
+ * bytes that fail are removed, -EBADMSG with "object 3f2a... from PEER:
+ * reason" in err. *ret_resumed (may be NULL): the offset the download
+ * resumed at, 0 when it started from the beginning. */
+int ug_fetch_blob(struct ug_client *c, struct ug_store *s, enum ug_store_kind kind,
+		  const struct ug_hash *id, uint64_t max, uint64_t *ret_resumed,
+		  struct ug_error *err);
 
 #endif

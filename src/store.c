@@ -979,55 +979,72 @@ static int channel_dir(struct ug_store *s, const char *channel, bool create)
 	return fd < 0 ? -errno : fd;
 }
 
-int ug_store_manifest_put(struct ug_store *s, const char *channel, uint64_t version,
-			  const void *json, size_t json_len, const void *sig, size_t sig_len)
+/* A signed document of a version, VERSION.EXT beside VERSION.EXT.sig. The
+ * signature is written first, so a document is never visible without
+ * one; reading a document without its signature is -EKEYREJECTED. */
+static int signed_put(struct ug_store *s, const char *channel, uint64_t version, bool create,
+		      const char *ext, const void *doc, size_t doc_len, const void *sig,
+		      size_t sig_len)
 {
 	char name[64];
-	int dfd = channel_dir(s, channel, true), r;
+	int dfd = channel_dir(s, channel, create), r;
 
 	if (dfd < 0)
 		return dfd;
-	/* signature first: a manifest is only ever visible with its signature */
-	snprintf(name, sizeof(name), "%" PRIu64 ".json.sig", version);
+	snprintf(name, sizeof(name), "%" PRIu64 ".%s.sig", version, ext);
 	r = ug_file_write_atomic(dfd, name, sig, sig_len, 0644);
 	if (r == 0) {
-		snprintf(name, sizeof(name), "%" PRIu64 ".json", version);
-		r = ug_file_write_atomic(dfd, name, json, json_len, 0644);
+		snprintf(name, sizeof(name), "%" PRIu64 ".%s", version, ext);
+		r = ug_file_write_atomic(dfd, name, doc, doc_len, 0644);
 	}
 	close(dfd);
 	return r;
 }
 
-int ug_store_manifest_get(struct ug_store *s, const char *channel, uint64_t version,
-			  char **ret_json, size_t *ret_len, char **ret_sig, size_t *ret_sig_len)
+static int signed_get(struct ug_store *s, const char *channel, uint64_t version,
+		      const char *ext, size_t max, char **ret_doc, size_t *ret_len,
+		      char **ret_sig, size_t *ret_sig_len)
 {
 	char name[64];
-	char *json = NULL, *sig = NULL;
-	size_t jl, sl;
+	char *doc = NULL, *sig = NULL;
+	size_t dl, sl = 0;
 	int dfd = channel_dir(s, channel, false), r;
 
 	if (dfd < 0)
 		return dfd;
-	snprintf(name, sizeof(name), "%" PRIu64 ".json", version);
-	r = ug_file_read(dfd, name, UG_MANIFEST_MAX, &json, &jl);
+	snprintf(name, sizeof(name), "%" PRIu64 ".%s", version, ext);
+	r = ug_file_read(dfd, name, max, &doc, &dl);
 	if (r == 0 && ret_sig) {
-		snprintf(name, sizeof(name), "%" PRIu64 ".json.sig", version);
+		snprintf(name, sizeof(name), "%" PRIu64 ".%s.sig", version, ext);
 		r = ug_file_read(dfd, name, UG_SIG_FILE_MAX, &sig, &sl);
 		if (r == -ENOENT)
 			r = -EKEYREJECTED;
 	}
 	close(dfd);
 	if (r < 0) {
-		free(json);
+		free(doc);
 		return r;
 	}
-	*ret_json = json;
-	*ret_len = jl;
+	*ret_doc = doc;
+	*ret_len = dl;
 	if (ret_sig) {
 		*ret_sig = sig;
 		*ret_sig_len = sl;
 	}
 	return 0;
+}
+
+int ug_store_manifest_put(struct ug_store *s, const char *channel, uint64_t version,
+			  const void *json, size_t json_len, const void *sig, size_t sig_len)
+{
+	return signed_put(s, channel, version, true, "json", json, json_len, sig, sig_len);
+}
+
+int ug_store_manifest_get(struct ug_store *s, const char *channel, uint64_t version,
+			  char **ret_json, size_t *ret_len, char **ret_sig, size_t *ret_sig_len)
+{
+	return signed_get(s, channel, version, "json", UG_MANIFEST_MAX, ret_json, ret_len,
+			  ret_sig, ret_sig_len);
 }
 
 int ug_store_mdelta_put(struct ug_store *s, const char *channel, uint64_t from,
@@ -1064,63 +1081,24 @@ int ug_store_mdelta_get(struct ug_store *s, const char *channel, uint64_t from,
 	return 0;
 }
 
-/* The rollout document of a version and its signature (rollout.h). */
+/* The rollout document of a version and its signature (rollout.h). A
+ * crash between the two renames leaves the new signature beside the old
+ * document: it fails the check, readers fall back to the manifest's
+ * rollout, and the next document (serial of the old one + 1) or the next
+ * follow round replaces the pair. */
 int ug_store_rollout_put(struct ug_store *s, const char *channel, uint64_t version,
 			 const void *doc, size_t doc_len, const void *sig, size_t sig_len)
 {
-	char name[64];
-	int dfd, r;
-
 	if (version == 0)
 		return -EINVAL;
-	dfd = channel_dir(s, channel, false);
-	if (dfd < 0)
-		return dfd;
-	/* The signature first, as for manifests. A crash between the two
-	 * renames leaves the new signature beside the old document: it fails
-	 * the check, readers fall back to the manifest's rollout, and the next
-	 * document (serial of the old one + 1) or the next follow round
-	 * replaces the pair. */
-	snprintf(name, sizeof(name), "%" PRIu64 ".rollout.sig", version);
-	r = ug_file_write_atomic(dfd, name, sig, sig_len, 0644);
-	if (r == 0) {
-		snprintf(name, sizeof(name), "%" PRIu64 ".rollout", version);
-		r = ug_file_write_atomic(dfd, name, doc, doc_len, 0644);
-	}
-	close(dfd);
-	return r;
+	return signed_put(s, channel, version, false, "rollout", doc, doc_len, sig, sig_len);
 }
 
 int ug_store_rollout_get(struct ug_store *s, const char *channel, uint64_t version,
 			 char **ret_doc, size_t *ret_len, char **ret_sig, size_t *ret_sig_len)
 {
-	char name[64];
-	char *doc = NULL, *sig = NULL;
-	size_t dl, sl = 0;
-	int dfd = channel_dir(s, channel, false), r;
-
-	if (dfd < 0)
-		return dfd;
-	snprintf(name, sizeof(name), "%" PRIu64 ".rollout", version);
-	r = ug_file_read(dfd, name, UG_ROLLOUT_DOC_MAX, &doc, &dl);
-	if (r == 0 && ret_sig) {
-		snprintf(name, sizeof(name), "%" PRIu64 ".rollout.sig", version);
-		r = ug_file_read(dfd, name, UG_SIG_FILE_MAX, &sig, &sl);
-		if (r == -ENOENT)
-			r = -EKEYREJECTED;
-	}
-	close(dfd);
-	if (r < 0) {
-		free(doc);
-		return r;
-	}
-	*ret_doc = doc;
-	*ret_len = dl;
-	if (ret_sig) {
-		*ret_sig = sig;
-		*ret_sig_len = sl;
-	}
-	return 0;
+	return signed_get(s, channel, version, "rollout", UG_ROLLOUT_DOC_MAX, ret_doc, ret_len,
+			  ret_sig, ret_sig_len);
 }
 
 static int u64_cmp(const void *a, const void *b)

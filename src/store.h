@@ -54,6 +54,13 @@ enum ug_store_kind { UG_STORE_OBJECTS, UG_STORE_DELTAS };
 
 void ug_store_config_default(struct ug_store_config *c);
 
+/* The largest stored form of content of this size (header + zstd's bound
+ * with slack): what a download of an object may be at most. */
+static inline uint64_t ug_store_stored_max(uint64_t size)
+{
+	return size + size / 64 + (64u << 10) + UG_OBJ_HEADER_LEN;
+}
+
 /* Create a new repo at path (the directory may exist but must be empty). */
 int ug_store_create(const char *path, struct ug_error *err);
 int ug_store_open(const char *path, struct ug_store **ret, struct ug_error *err);

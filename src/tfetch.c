@@ -41,11 +41,6 @@
  * outside the rollout, newest first). */
 #define CHOOSE_MAX 8
 
-static uint64_t stored_max(uint64_t size)
-{
-	return size + size / 64 + (64u << 10) + UG_OBJ_HEADER_LEN;
-}
-
 /* ------------------------------------------------------------ sessions */
 
 int ug_tfetch_servers(struct ug_term *t, const struct ug_manifest *cur,
@@ -612,47 +607,26 @@ static int staging_error(struct ug_term *t, const char *path, int r, struct ug_e
 static int fetch_blob(struct ug_term *t, enum ug_store_kind kind, const struct ug_hash *id,
 		      uint64_t max, struct ug_error *err)
 {
-	struct ug_blob_ref b = { .kind = kind == UG_STORE_OBJECTS ? UG_BLOB_OBJECT : UG_BLOB_DELTA,
-				 .id = *id };
-	char hex[UG_HASH_HEX_LEN + 1], name[UG_HASH_HEX_LEN + 4];
-	uint64_t have = 0, total = 0;
-	int fd, r;
+	const char *what = kind == UG_STORE_OBJECTS ? "object" : "delta";
+	char hex[UG_HASH_HEX_LEN + 1];
+	uint64_t resumed;
+	int r;
 
 	if (kind == UG_STORE_OBJECTS ? ug_store_object_exists(t->cache, id)
 				     : ug_store_delta_exists(t->cache, id))
 		return 0;
-	ug_hash_hex(id, hex);
-	snprintf(name, sizeof(name), "%c-%s", kind == UG_STORE_OBJECTS ? 'o' : 'd', hex);
-	r = ug_store_partial_open(t->cache, name, &fd, &have);
-	if (r < 0)
-		return ug_error_set(err, r, "cannot open a download in '%s/cache/tmp': %s",
-				    t->c->state, strerror(-r));
-	if (have > max) {
-		ug_store_partial_remove(t->cache, name);
-		close(fd);
-		return fetch_blob(t, kind, id, max, err);
-	}
-	if (have)
-		ug_term_log(t, LOG_INFO, "resuming %s %.16s at byte %" PRIu64 " from %s",
-			    kind == UG_STORE_OBJECTS ? "object" : "delta", hex, have, t->cl->peer);
-	r = ug_client_get(t->cl, &b, have, max, fd, &total, err);
-	if (r == -ENOSPC || r == -EDQUOT) {
-		close(fd);
+	r = ug_fetch_blob(t->cl, t->cache, kind, id, max, &resumed, err);
+	if (r == -ENOSPC || r == -EDQUOT)
 		return staging_error(t, "a download", r, err);
-	}
-	if (r < 0) {
-		close(fd);
-		if (r == -EINVAL || r == -ERANGE)
-			ug_store_partial_remove(t->cache, name); /* offset beyond its end */
-		return r;
-	}
-	r = ug_store_partial_commit(t->cache, name, fd, kind, id, err);
-	if (r < 0) {
+	if (r == -EBADMSG)
 		/* the bytes were removed: the next server starts afresh */
-		ug_term_log(t, LOG_WARNING, "rejected %s %.16s from %s: %s",
-			    kind == UG_STORE_OBJECTS ? "object" : "delta", hex, t->cl->peer,
-			    err ? err->msg : "");
+		ug_term_log(t, LOG_WARNING, "rejected %s", err ? err->msg : what);
+	if (r < 0)
 		return r;
+	if (resumed) {
+		ug_hash_hex(id, hex);
+		ug_term_log(t, LOG_INFO, "resuming %s %.16s at byte %" PRIu64 " from %s: complete", what,
+			    hex, resumed, t->cl->peer);
 	}
 	ug_term_crash_point("fetched");
 	return 0;
@@ -834,7 +808,7 @@ static int try_sigdelta(struct ug_term *t, struct ug_target *tg, size_t i, int s
 		r = -errno;
 	if (r == 0) {
 		r = ug_client_sigdelta(t->cl, &f->hash, UG_SIG_CONTENT, sig, sig_len, 0,
-				       stored_max(f->size), dfd, &total, err);
+				       ug_store_stored_max(f->size), dfd, &total, err);
 		if (r < 0 && !server_problem(t, r))
 			r = 1;  /* the server cannot: take the object */
 	}
@@ -869,7 +843,7 @@ static int fetch_object(struct ug_term *t, struct ug_target *tg, size_t i, int s
 	const struct ug_mfile *f = &tg->m->files[i];
 	int out, r;
 
-	r = fetch_blob(t, UG_STORE_OBJECTS, &f->hash, stored_max(f->size), err);
+	r = fetch_blob(t, UG_STORE_OBJECTS, &f->hash, ug_store_stored_max(f->size), err);
 	if (r < 0)
 		return r;
 	out = open_staged(stgfd, f->path);

@@ -111,53 +111,12 @@ static void partial_name(char prefix, const struct ug_hash *h, char *out, size_t
 static int fetch_blob(struct ug_follow *f, struct ug_client *c, enum ug_store_kind kind,
 		      const struct ug_hash *id, uint64_t max, struct ug_error *err)
 {
-	struct ug_blob_ref b = { .kind = kind == UG_STORE_OBJECTS ? UG_BLOB_OBJECT : UG_BLOB_DELTA,
-				 .id = *id };
-	char name[80];
-	uint64_t have;
-	int fd, r;
+	uint64_t resumed;
+	int r = ug_fetch_blob(c, f->s, kind, id, max, &resumed, err);
 
-	partial_name(kind == UG_STORE_OBJECTS ? 'o' : 'd', id, name, sizeof(name));
-	r = ug_store_partial_open(f->s, name, &fd, &have);
-	if (r < 0)
-		return ug_error_set(err, r, "cannot open a download file in '%s/tmp': %s",
-				    f->s->path, strerror(-r));
-	if (have > max) {
-		if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
-			r = -errno;
-			close(fd);
-			return r;
-		}
-		have = 0;
-	}
-	if (have)
-		ug_wlog(UG_WLOG_DEBUG, "resuming %s at byte %" PRIu64, name, have);
-	r = ug_client_get(c, &b, have, max, fd, NULL, err);
-	if (r == -EINVAL && have) {
-		/* the partial file is longer than the blob: start over */
-		if (ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0)
-			r = ug_client_get(c, &b, 0, max, fd, NULL, err);
-	}
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
-	r = ug_store_partial_commit(f->s, name, fd, kind, id, err);
-	if (r < 0) {
-		char hex[UG_HASH_HEX_LEN + 1];
-		char msg[sizeof(err->msg)];
-		ug_hash_hex(id, hex);
-		snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
-		return ug_error_set(err, r, "%s %.16s from %s: %s", kind == UG_STORE_OBJECTS ?
-				    "object" : "delta", hex, c->peer, msg[0] ? msg : strerror(-r));
-	}
-	return 0;
-}
-
-/* Largest stored form of content of this size (zstd's bound + header). */
-static uint64_t stored_max(uint64_t size)
-{
-	return size + size / 64 + (64u << 10) + UG_OBJ_HEADER_LEN;
+	if (r == 0 && resumed)
+		ug_wlog(UG_WLOG_DEBUG, "resumed a download at byte %" PRIu64, resumed);
+	return r;
 }
 
 /* Put out_fd's content (written from 0) as an object and check its name. */
@@ -437,7 +396,7 @@ static int repair_object(struct ug_follow *f, struct ug_client *c, const struct 
 	f->repaired++;
 	if (salvaged < REPAIR_SIGDELTA_MIN) {
 		close(sfd);
-		r = fetch_blob(f, c, UG_STORE_OBJECTS, &mf->hash, stored_max(mf->size), err);
+		r = fetch_blob(f, c, UG_STORE_OBJECTS, &mf->hash, ug_store_stored_max(mf->size), err);
 		goto done;
 	}
 	sigfd = ug_store_tmp_anon(f->s);
@@ -452,7 +411,7 @@ static int repair_object(struct ug_follow *f, struct ug_client *c, const struct 
 	}
 	if (r == 0)
 		r = ug_client_sigdelta(c, &mf->hash, UG_SIG_CONTENT, sigfd, sig_len, 0,
-				       stored_max(mf->size), dfd, NULL, err);
+				       ug_store_stored_max(mf->size), dfd, NULL, err);
 	if (r == 0 && lseek(dfd, 0, SEEK_SET) < 0)
 		r = -errno;
 	if (r == 0) {
@@ -471,7 +430,7 @@ static int repair_object(struct ug_follow *f, struct ug_client *c, const struct 
 	if (r < 0 && !c->broken) {
 		ug_wlog(UG_WLOG_WARN, "repair of '%s' by signature delta failed (%s): fetching it whole",
 			mf->path, err && err->msg[0] ? err->msg : strerror(-r));
-		r = fetch_blob(f, c, UG_STORE_OBJECTS, &mf->hash, stored_max(mf->size), err);
+		r = fetch_blob(f, c, UG_STORE_OBJECTS, &mf->hash, ug_store_stored_max(mf->size), err);
 	}
 done:
 	if (r == 0)
@@ -535,7 +494,7 @@ static int fetch_objects(struct ug_follow *f, struct ug_client *c, const struct 
 		}
 		if (done)
 			continue;
-		r = fetch_blob(f, c, UG_STORE_OBJECTS, &mf->hash, stored_max(mf->size), err);
+		r = fetch_blob(f, c, UG_STORE_OBJECTS, &mf->hash, ug_store_stored_max(mf->size), err);
 		if (r < 0)
 			return r;
 		fetched++;
